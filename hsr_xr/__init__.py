@@ -1,0 +1,17 @@
+"""hsr_xr: equity factor models on xarray, Dask and Zarr."""
+
+from .errors import IncompleteStoreError, ValidationError
+from .exposures import exposures, factor_names
+from .schema import VARIABLES, validate
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "VARIABLES",
+    "IncompleteStoreError",
+    "ValidationError",
+    "__version__",
+    "exposures",
+    "factor_names",
+    "validate",
+]

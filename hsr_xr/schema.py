@@ -1,0 +1,263 @@
+"""The variable registry (DESIGN.md §1) and input validation.
+
+Every public function validates its inputs here before it builds any graph.
+Coordinate checks are eager (coordinates are always in memory); value checks
+(positive caps, known industry codes) are eager on NumPy-backed data and are
+attached lazily to Dask-backed data, so that building a graph never computes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from .errors import ValidationError
+
+UNKNOWN_INDUSTRY = -1
+
+
+@dataclass(frozen=True)
+class VarSpec:
+    """Registry entry: allowed dims, dtype kind and meaning of one variable."""
+
+    name: str
+    dims: tuple[tuple[str, ...], ...]
+    kind: str  # numpy dtype kinds accepted, e.g. "f", "iu", "b"
+    meaning: str
+    units: str = ""
+
+
+def _spec(name, dims, kind, meaning, units=""):
+    dims = dims if isinstance(dims[0], tuple) else (dims,)
+    return name, VarSpec(name, dims, kind, meaning, units)
+
+
+DA = ("date", "asset")
+VARIABLES: dict[str, VarSpec] = dict(
+    [
+        _spec("returns", DA, "f", "simple total return over the date", "fraction"),
+        _spec("market_cap", DA, "f", "capitalisation known before the date's return", "currency"),
+        _spec(
+            "industry",
+            (DA, ("asset",)),
+            "iu",
+            "integer industry code, -1 = unknown; names in attrs['industry_names']",
+        ),
+        _spec("estimation_universe", DA, "b", "assets that enter the regression fit"),
+        _spec("descriptors", ("date", "asset", "descriptor"), "f", "raw descriptor values"),
+        _spec("loadings", ("date", "asset", "style"), "f", "standardized style exposures", "z"),
+        _spec("factor_returns", ("date", "factor"), "f", "regression factor returns", "fraction"),
+        _spec("specific_returns", DA, "f", "regression residuals", "fraction"),
+        _spec(
+            "factor_cov",
+            ("date", "factor", "factor2"),
+            "f",
+            "factor covariance forecast for the next date",
+            "fraction^2",
+        ),
+        _spec("specific_var", DA, "f", "specific variance forecast for the next date", "fraction^2"),
+        _spec("book_to_price", DA, "f", "book value / market value (FF5 value)"),
+        _spec("profitability", DA, "f", "operating profitability (FF5 RMW)"),
+        _spec("investment", DA, "f", "asset growth (FF5 CMA)"),
+        _spec("close", DA, "f", "unadjusted close price", "currency"),
+        _spec("adj_close", DA, "f", "split- and dividend-adjusted close", "currency"),
+    ]
+)
+
+POSITIVE = ("market_cap", "close", "adj_close")
+
+
+def _dims_text(spec: VarSpec) -> str:
+    return " or ".join("(" + ", ".join(d) + ")" for d in spec.dims)
+
+
+def _is_dask(obj: xr.DataArray) -> bool:
+    return isinstance(obj.data, da.Array)
+
+
+def check_coords(obj: xr.Dataset | xr.DataArray, label: str = "input") -> None:
+    """Check the canonical coordinates present on ``obj``.
+
+    ``date`` must be datetime64, strictly increasing (so no duplicates);
+    ``asset`` and the factor-like dims must have unique labels.
+    """
+    if "date" in obj.dims:
+        if "date" not in obj.coords:
+            raise ValidationError(
+                "date", f"{label} has a 'date' dim without coordinate labels", "assign dates"
+            )
+        dates = obj.indexes["date"]
+        if not np.issubdtype(dates.dtype, np.datetime64):
+            raise ValidationError(
+                "date",
+                f"coordinate has dtype {dates.dtype}, not datetime64",
+                "convert with pd.to_datetime before building the Dataset",
+            )
+        if dates.has_duplicates:
+            dup = dates[dates.duplicated()][:3].strftime("%Y-%m-%d").tolist()
+            raise ValidationError(
+                "date", f"duplicate dates {dup} in {label}", "drop or aggregate duplicate rows"
+            )
+        if not dates.is_monotonic_increasing:
+            raise ValidationError(
+                "date", f"dates of {label} are not increasing", "sort with ds.sortby('date')"
+            )
+    for dim in ("asset", "descriptor", "style", "factor", "factor2", "portfolio"):
+        if dim in obj.dims and dim in obj.coords and obj.indexes[dim].has_duplicates:
+            dup = obj.indexes[dim][obj.indexes[dim].duplicated()][:3].tolist()
+            raise ValidationError(
+                dim, f"duplicate labels {dup} in {label}", f"make the {dim} labels unique"
+            )
+
+
+def check_dims(var: xr.DataArray, name: str, spec: VarSpec | None = None) -> None:
+    """Check that ``var`` has one of the registry dims of ``spec`` (any order)."""
+    spec = spec or VARIABLES[name]
+    if not any(set(var.dims) == set(d) for d in spec.dims):
+        raise ValidationError(
+            name,
+            f"has dims {var.dims}, expected {_dims_text(spec)}",
+            "rename or transpose the dims to the canonical names "
+            "(e.g. ds.rename({'time': 'date', 'ticker': 'asset'}))",
+        )
+    if var.dtype.kind not in spec.kind:
+        raise ValidationError(
+            name, f"has dtype {var.dtype}, expected kind {spec.kind!r}", "cast with .astype(...)"
+        )
+
+
+def _check_values(
+    var: xr.DataArray, name: str, bad: Callable[[np.ndarray], np.ndarray], problem: str, fix: str
+) -> xr.DataArray:
+    """Raise if ``bad(values)`` is true anywhere; lazily (at compute) for Dask data."""
+    if not _is_dask(var):
+        mask = bad(np.asarray(var.values))
+        if mask.any():
+            raise ValidationError(name, f"{problem} ({int(mask.sum())} values)", fix)
+        return var
+
+    def _block(block: np.ndarray) -> np.ndarray:
+        mask = bad(block)
+        if mask.any():
+            raise ValidationError(name, f"{problem} ({int(mask.sum())} values in a chunk)", fix)
+        return block
+
+    return var.copy(data=var.data.map_blocks(_block, dtype=var.dtype))
+
+
+def industry_names(ds: xr.Dataset | xr.DataArray, industry: str = "industry") -> list[str]:
+    """The industry names of ``ds[industry]`` (attr ``industry_names``).
+
+    Without that attr the codes are named ``ind_<code>`` up to the largest code
+    (computed, so only use it on in-memory data).
+    """
+    var = ds[industry] if isinstance(ds, xr.Dataset) else ds
+    names = var.attrs.get("industry_names")
+    if names is None:
+        n = int(var.max().values) + 1
+        names = [f"ind_{k}" for k in range(n)]
+    return [str(n) for n in names]
+
+
+def validate(
+    ds: xr.Dataset,
+    required: Iterable[str],
+    *,
+    optional: Iterable[str] = (),
+    names: Mapping[str, str] | None = None,
+) -> xr.Dataset:
+    """Validate ``ds`` against the registry and return it (with lazy checks attached).
+
+    Parameters
+    ----------
+    ds : Dataset
+        Input panel.
+    required : iterable of str
+        Canonical names that must be present.
+    optional : iterable of str
+        Canonical names checked only if present.
+    names : mapping canonical -> actual, optional
+        Variable names the caller uses instead of the canonical ones.
+
+    Raises
+    ------
+    ValidationError
+        On a missing variable, wrong dims or dtype, bad coordinates,
+        non-positive caps or prices, or industry codes outside the known list.
+    """
+    if not isinstance(ds, xr.Dataset):
+        raise ValidationError(
+            "ds", f"expected an xarray.Dataset, got {type(ds).__name__}", "pass a Dataset"
+        )
+    names = dict(names or {})
+    required, optional = list(required), list(optional)
+    check_coords(ds, "the Dataset")
+    out = ds
+    for canon in required + optional:
+        actual = names.get(canon, canon)
+        if actual not in ds.data_vars and actual not in ds.coords:
+            if canon in required:
+                raise ValidationError(
+                    actual,
+                    f"variable is missing (have: {sorted(map(str, ds.data_vars))})",
+                    f"add it, or pass {canon}=<name> to use another variable",
+                )
+            continue
+        var = ds[actual]
+        if canon in VARIABLES:
+            check_dims(var, actual, VARIABLES[canon])
+        if canon in POSITIVE:
+            var = _check_values(
+                var,
+                actual,
+                lambda x: x <= 0,
+                "has zero or negative values",
+                "set unknown or invalid values to NaN",
+            )
+        if canon == "industry":
+            n = len(industry_names(var))
+            var = _check_values(
+                var,
+                actual,
+                lambda x, n=n: (x < UNKNOWN_INDUSTRY) | (x >= n),
+                f"has codes outside -1..{n - 1} (the known list attrs['industry_names'])",
+                "map unknown industries to -1 or extend attrs['industry_names']",
+            )
+        if var is not ds[actual]:
+            out = out.assign({actual: var})
+    return out
+
+
+def check_aligned(objs: Mapping[str, xr.DataArray | xr.Dataset], dims: Iterable[str]) -> None:
+    """Raise if the objects' labels differ on any shared dim in ``dims``.
+
+    xarray would silently inner-join misaligned inputs; we refuse instead.
+    """
+    items = list(objs.items())
+    for dim in dims:
+        ref_name, ref = next(((k, o) for k, o in items if dim in o.dims), (None, None))
+        if ref is None:
+            continue
+        for name, obj in items:
+            if dim in obj.dims and not obj.indexes[dim].equals(ref.indexes[dim]):
+                raise ValidationError(
+                    name,
+                    f"{dim} coordinate differs from that of {ref_name!r}",
+                    f"align first, e.g. xr.align(a, b, join='inner') or .reindex({dim}=...)",
+                )
+
+
+def check_core_unchunked(var: xr.DataArray, dim: str, name: str) -> None:
+    """Raise if ``dim`` (a core dim of a kernel) is split across several Dask chunks."""
+    if _is_dask(var) and dim in var.dims:
+        nchunks = len(var.chunksizes[dim])
+        if nchunks > 1:
+            raise ValidationError(
+                name,
+                f"core dim {dim!r} is split into {nchunks} Dask chunks",
+                f"rechunk with .chunk({{{dim!r}: -1}})",
+            )
