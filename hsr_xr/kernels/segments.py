@@ -10,26 +10,28 @@ from __future__ import annotations
 import numpy as np
 
 
-def segment_sum(values: np.ndarray, codes: np.ndarray, n_segments: int) -> np.ndarray:
+def segment_sum(
+    values: np.ndarray, codes: np.ndarray, n_segments: int, *, trailing: bool = False
+) -> np.ndarray:
     """Sum ``values`` by ``codes`` along the asset axis, batched.
 
     Parameters
     ----------
-    values : ndarray, shape (B..., N) or (B..., N, P)
+    values : ndarray, shape (B..., N), or (B..., N, P) with ``trailing=True``
         Values to sum. NaN values are skipped (treated as absent).
     codes : ndarray of int, shape (B..., N) or broadcastable to it
         Segment code per asset in ``0..n_segments-1``; negative codes are excluded.
     n_segments : int
         Number of segments.
+    trailing : bool
+        Whether ``values`` has a trailing axis P of quantities summed separately.
 
     Returns
     -------
     ndarray, shape (B..., n_segments) or (B..., n_segments, P)
     """
     values = np.asarray(values, dtype=float)
-    extra = values.ndim - np.ndim(codes)
-    if extra not in (0, 1):
-        raise ValueError("values must have the shape of codes, optionally with one trailing axis")
+    extra = int(trailing)
     lead = values.shape[: values.ndim - extra]
     codes = np.broadcast_to(codes, lead)
     n_batch = int(np.prod(lead[:-1], dtype=np.int64))
