@@ -3,6 +3,7 @@
 from .errors import IncompleteStoreError, ValidationError
 from .exposures import exposures, factor_names
 from .schema import VARIABLES, validate
+from .simulate import simulate_market
 
 __version__ = "0.1.0"
 
@@ -13,5 +14,6 @@ __all__ = [
     "__version__",
     "exposures",
     "factor_names",
+    "simulate_market",
     "validate",
 ]
