@@ -59,7 +59,7 @@ VARIABLES: dict[str, VarSpec] = dict(
             "factor covariance forecast for the next date",
             "fraction^2",
         ),
-        _spec("specific_var", DA, "f", "specific variance forecast for the next date", "fraction^2"),
+        _spec("specific_var", DA, "f", "specific variance forecast for next date", "fraction^2"),
         _spec("book_to_price", DA, "f", "book value / market value (FF5 value)"),
         _spec("profitability", DA, "f", "operating profitability (FF5 RMW)"),
         _spec("investment", DA, "f", "asset growth (FF5 CMA)"),

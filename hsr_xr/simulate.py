@@ -119,9 +119,7 @@ def _regimes(n_dates: int, rng: np.random.Generator, p_enter: float, p_leave: fl
     return state
 
 
-def _descriptor_table(
-    styles: Sequence[str], per_style: int | None
-) -> list[tuple[str, str, int]]:
+def _descriptor_table(styles: Sequence[str], per_style: int | None) -> list[tuple[str, str, int]]:
     """(descriptor name, style, transform id) for every descriptor."""
     table = []
     composite = [s for s in styles if s not in ("size", "nonlinear_size")]
@@ -211,9 +209,7 @@ def simulate_market(
     styles = list(styles)
     dates = pd.bdate_range(start, periods=T)
     assets = np.array([f"A{n:05d}" for n in range(N)], dtype=object)
-    ind_names = [
-        _INDUSTRIES[k] if k < len(_INDUSTRIES) else f"industry_{k}" for k in range(I)
-    ]
+    ind_names = [_INDUSTRIES[k] if k < len(_INDUSTRIES) else f"industry_{k}" for k in range(I)]
     factors = factor_names(styles, ind_names)
     K = len(factors)
 
@@ -273,9 +269,7 @@ def simulate_market(
     A = np.eye(K)  # projects industry returns onto the cap-weighted zero-sum constraint
     A[1 + S :, 1 + S :] -= share0[None, :]
     base_cov = A @ base_cov @ A.T
-    state = (
-        _regimes(T, rng, p_enter=0.01, p_leave=0.05) if regimes else np.zeros(T, dtype=np.int8)
-    )
+    state = _regimes(T, rng, p_enter=0.01, p_leave=0.05) if regimes else np.zeros(T, dtype=np.int8)
     fscale = np.where(state == 1, turbulent_scale, 1.0)
     sscale = np.sqrt(fscale)
     w, v = np.linalg.eigh(base_cov)
@@ -300,7 +294,7 @@ def simulate_market(
 
     # --- missing returns: not listed, and short suspensions ------------------------
     suspended = np.zeros((T, N), dtype=bool)
-    n_events = int(round(suspension_frac * listed.sum() / 3.0))
+    n_events = round(float(suspension_frac * listed.sum()) / 3.0)
     if n_events:
         ts, ns = rng.integers(0, T, n_events), rng.integers(0, N, n_events)
         lens = rng.integers(1, 6, n_events)
