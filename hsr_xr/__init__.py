@@ -2,6 +2,7 @@
 
 from .errors import IncompleteStoreError, ValidationError
 from .exposures import exposures, factor_names
+from .regression import factor_regression
 from .schema import VARIABLES, validate
 from .simulate import simulate_market
 
@@ -14,6 +15,7 @@ __all__ = [
     "__version__",
     "exposures",
     "factor_names",
+    "factor_regression",
     "simulate_market",
     "validate",
 ]
