@@ -1,5 +1,14 @@
 """hsr_xr: equity factor models on xarray, Dask and Zarr."""
 
+from .analytics import (
+    bias_statistics,
+    forecast_vol,
+    portfolio_risk,
+    portfolio_sets,
+    realized_vol,
+    validation_table,
+    variance_explained,
+)
 from .errors import IncompleteStoreError, ValidationError
 from .exposures import exposures, factor_names
 from .regression import factor_regression
@@ -13,9 +22,16 @@ __all__ = [
     "IncompleteStoreError",
     "ValidationError",
     "__version__",
+    "bias_statistics",
     "exposures",
     "factor_names",
     "factor_regression",
+    "forecast_vol",
+    "portfolio_risk",
+    "portfolio_sets",
+    "realized_vol",
     "simulate_market",
     "validate",
+    "validation_table",
+    "variance_explained",
 ]
