@@ -11,6 +11,7 @@ from .analytics import (
 )
 from .errors import IncompleteStoreError, ValidationError
 from .exposures import exposures, factor_names
+from .loadings import ZeroStdWarning, compute_loadings, standardize, style_mapping
 from .regression import factor_regression
 from .schema import VARIABLES, validate
 from .simulate import simulate_market
@@ -21,8 +22,10 @@ __all__ = [
     "VARIABLES",
     "IncompleteStoreError",
     "ValidationError",
+    "ZeroStdWarning",
     "__version__",
     "bias_statistics",
+    "compute_loadings",
     "exposures",
     "factor_names",
     "factor_regression",
@@ -31,6 +34,8 @@ __all__ = [
     "portfolio_sets",
     "realized_vol",
     "simulate_market",
+    "standardize",
+    "style_mapping",
     "validate",
     "validation_table",
     "variance_explained",

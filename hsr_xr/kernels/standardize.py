@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .segments import segment_sum
+
 #: Status codes returned by :func:`standardize` per cross-section.
 STATUS_OK = 0
 STATUS_TOO_FEW = 1
@@ -157,20 +159,29 @@ def weighted_std(
     return np.sqrt(np.sum(wn * dev * dev, axis=-1))
 
 
+def _rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Sum of ``a * b`` along the last axis without a full-size temporary."""
+    if hasattr(np, "vecdot"):
+        return np.vecdot(a, b)
+    return np.einsum("...i,...i->...", a, b)  # numpy < 2
+
+
 def _moments(
-    x: np.ndarray, ok: np.ndarray, wn: np.ndarray, n: np.ndarray, std: str
+    x0: np.ndarray, ok: np.ndarray, wv: np.ndarray, tot: np.ndarray, n: np.ndarray, std: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Cap-weighted mean and the chosen std over the ``ok`` assets, shape (B..., 1)."""
-    x0 = np.where(ok, x, 0.0)
-    m = np.sum(x0 * wn, axis=-1, keepdims=True)
+    """Weighted mean and the chosen std, shape (B..., 1).
+
+    ``x0`` holds the values with 0 outside ``ok``; ``wv`` the weights with 0
+    outside ``ok``; ``tot`` and ``n`` the total weight and count of ``ok``.
+    """
+    m = _rowdot(wv, x0)[..., None] / tot
     if std == "cap":
-        dev = np.where(ok, x0 - m, 0.0)
-        var = np.sum(wn * dev * dev, axis=-1, keepdims=True)
+        dev = x0 - m
+        var = _rowdot(wv * dev, dev)[..., None] / tot
     else:  # equal-weighted std about the equal-weighted mean
-        with np.errstate(invalid="ignore", divide="ignore"):
-            me = x0.sum(axis=-1, keepdims=True) / n
-            dev = np.where(ok, x0 - me, 0.0)
-            var = np.sum(dev * dev, axis=-1, keepdims=True) / n
+        dev = x0 - x0.sum(axis=-1, keepdims=True) / n
+        np.copyto(dev, 0.0, where=~ok)
+        var = _rowdot(dev, dev)[..., None] / n
     return m, np.sqrt(var)
 
 
@@ -227,18 +238,165 @@ def standardize(
     if std not in STD_KINDS:
         raise ValueError(f"std must be one of {STD_KINDS}, got {std!r}")
     x = np.asarray(x, dtype=float)
-    ok, wn = _weights(x, weights)
+    w = np.asarray(weights, dtype=float)
+    w_ok = np.isfinite(w) & (w >= 0)
+    ok = ~np.isnan(x) & w_ok
+    wv = np.where(ok, w, 0.0)
     n = np.count_nonzero(ok, axis=-1)[..., None]
-    valid = (n >= max(int(min_valid), 1)) & np.isfinite(wn[..., :1])
-    xc = quantile_clip(x, lower, upper)
-    with np.errstate(invalid="ignore"):
-        m, s = _moments(xc, ok, wn, n, std)
+    tot = wv.sum(axis=-1, keepdims=True)
+    valid = (n >= max(int(min_valid), 1)) & (tot > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        xc = quantile_clip(x, lower, upper)
+        x0 = np.where(ok, xc, 0.0)
+        m, s = _moments(x0, ok, wv, tot, n, std)
         if n_std is not None:
-            xc = np.clip(xc, m - n_std * s, m + n_std * s)
-            m, s = _moments(xc, ok, wn, n, std)
-        scale = np.max(np.where(ok, np.abs(xc), 0.0), axis=-1, keepdims=True)
+            np.clip(xc, m - n_std * s, m + n_std * s, out=xc)
+            x0 = np.where(ok, xc, 0.0)
+            m, s = _moments(x0, ok, wv, tot, n, std)
+        scale = np.maximum(x0.max(axis=-1, keepdims=True), -x0.min(axis=-1, keepdims=True))
         zero = valid & ~(s > ZERO_STD_RTOL * scale)
         good = valid & ~zero
-        z = np.where(good, (xc - m) / np.where(good, s, 1.0), np.nan)
+        inv = np.where(good, 1.0 / s, np.nan)
+        xc -= m
+        xc *= inv
     status = np.where(valid, np.where(zero, STATUS_ZERO_STD, STATUS_OK), STATUS_TOO_FEW)
-    return z, status[..., 0].astype(np.int8)
+    return xc, status[..., 0].astype(np.int8)
+
+
+def combine(z: np.ndarray, mapping: np.ndarray) -> np.ndarray:
+    """NaN-skipping weighted mean of descriptor z-scores per style.
+
+    Parameters
+    ----------
+    z : ndarray, shape (B..., D, N)
+        Descriptor z-scores, NaN = missing.
+    mapping : ndarray, shape (D, S)
+        Weight of descriptor d in style s (0 = not in the style; >= 0).
+
+    Returns
+    -------
+    ndarray, shape (B..., S, N)
+        ``sum_d m_ds z_d / sum_d m_ds`` over the descriptors with a value;
+        NaN where a style has no descriptor value.
+    """
+    z = np.asarray(z, dtype=float)
+    mt = np.asarray(mapping, dtype=float).T  # (S, D)
+    have = ~np.isnan(z)
+    num = mt @ np.where(have, z, 0.0)
+    den = mt @ have.astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / den, np.nan)
+
+
+def orthogonalize(y: np.ndarray, x: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Residual of a weighted cross-sectional regression of ``y`` on ``[1, x]``.
+
+    Parameters
+    ----------
+    y, x : ndarray, shape (B..., N)
+        Dependent and explanatory exposures (e.g. nonlinear size on size).
+    weights : ndarray, broadcastable to (B..., N)
+        Regression weights (caps); NaN, infinite or negative ones are excluded.
+
+    Returns
+    -------
+    ndarray, shape (B..., N)
+        ``y - a - b x`` fitted over the assets with ``y``, ``x`` and a valid
+        weight; NaN where ``y`` or ``x`` is missing, and on rows where ``x``
+        has zero weighted variance or no asset has a valid weight.
+    """
+    y = np.asarray(y, dtype=float)
+    x = np.asarray(x, dtype=float)
+    w = np.broadcast_to(np.asarray(weights, dtype=float), y.shape)
+    ok = ~np.isnan(y) & ~np.isnan(x) & np.isfinite(w) & (w >= 0)
+    wv = np.where(ok, w, 0.0)
+    tot = wv.sum(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        x0 = np.where(ok, x, 0.0)
+        y0 = np.where(ok, y, 0.0)
+        mx = _rowdot(wv, x0)[..., None] / tot
+        my = _rowdot(wv, y0)[..., None] / tot
+        dx = np.where(ok, x0 - mx, 0.0)
+        sxx = _rowdot(wv * dx, dx)[..., None]
+        sxy = _rowdot(wv * dx, y0 - my)[..., None]
+        scale = _rowdot(wv, x0 * x0)[..., None]
+        beta = np.where(sxx > ZERO_STD_RTOL**2 * scale, sxy / sxx, np.nan)
+        return y - my - beta * (x - mx)
+
+
+def coverage(x: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Share of cap and share of assets that have a value, per cross-section.
+
+    The universe of a cross-section is the assets with a valid (finite,
+    non-negative) weight.
+
+    Parameters
+    ----------
+    x : ndarray, shape (B..., N)
+    weights : ndarray, broadcastable to (B..., N)
+
+    Returns
+    -------
+    cap_share, asset_share : ndarray, shape (B...)
+        NaN where the universe is empty (zero total weight / no asset).
+    """
+    x = np.asarray(x, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    w_ok = np.isfinite(w) & (w >= 0)
+    have = ~np.isnan(x) & w_ok
+    wv = np.where(w_ok, w, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cap_share = np.sum(np.where(have, wv, 0.0), axis=-1) / np.broadcast_to(
+            wv.sum(axis=-1), have.shape[:-1]
+        )
+        n_all = np.broadcast_to(np.count_nonzero(w_ok, axis=-1), have.shape[:-1])
+        asset_share = np.count_nonzero(have, axis=-1) / np.where(n_all > 0, n_all, np.nan)
+    return cap_share, asset_share
+
+
+def industry_fill(
+    x: np.ndarray,
+    weights: np.ndarray,
+    codes: np.ndarray,
+    n_industries: int,
+    *,
+    eligible: np.ndarray | None = None,
+) -> np.ndarray:
+    """Fill missing values with the weighted mean of the asset's industry.
+
+    Parameters
+    ----------
+    x : ndarray, shape (B..., N)
+        Exposures, NaN = missing.
+    weights : ndarray, broadcastable to (B..., N)
+        Caps; NaN, infinite or negative ones are excluded from the means.
+    codes : ndarray of int, broadcastable to (B..., N)
+        Industry code per asset, ``-1`` = unknown.
+    n_industries : int
+        Number of industry codes.
+    eligible : ndarray of bool, broadcastable to (B..., N), optional
+        Which missing entries may be filled (default: all).
+
+    Returns
+    -------
+    ndarray, shape (B..., N)
+        ``x`` with eligible NaN replaced by the weighted mean of ``x`` over the
+        assets of the same industry (same row); by 0 when the asset's industry
+        is unknown or has no weighted value.
+    """
+    x = np.asarray(x, dtype=float)
+    w = np.broadcast_to(np.asarray(weights, dtype=float), x.shape)
+    codes = np.broadcast_to(np.asarray(codes), x.shape)
+    ok = ~np.isnan(x) & np.isfinite(w) & (w >= 0)
+    wv = np.where(ok, w, 0.0)
+    num = segment_sum(np.where(ok, x * wv, 0.0), codes, n_industries)
+    den = segment_sum(wv, codes, n_industries)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(den > 0, num / den, 0.0)  # (B..., n_industries)
+    means = np.concatenate([means, np.zeros((*means.shape[:-1], 1))], axis=-1)
+    idx = np.where(codes >= 0, codes, n_industries).astype(np.intp)
+    fill = np.take_along_axis(means, idx, axis=-1)
+    todo = np.isnan(x)
+    if eligible is not None:
+        todo &= np.asarray(eligible, dtype=bool)
+    return np.where(todo, fill, x)
