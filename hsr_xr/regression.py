@@ -172,11 +172,15 @@ def factor_regression(
             "std_errors", f"unknown kind {std_errors!r}", f"use one of {SE_KINDS}"
         )
     if residuals not in ("raw", "winsorized"):
-        raise ValidationError("residuals", f"unknown kind {residuals!r}", "use 'raw' or 'winsorized'")
+        raise ValidationError(
+            "residuals", f"unknown kind {residuals!r}", "use 'raw' or 'winsorized'"
+        )
     if winsorize is not None and not 0 <= winsorize < 0.5:
         raise ValidationError("winsorize", f"{winsorize!r} is not in [0, 0.5)", "use e.g. 0.01")
     if not isinstance(ds, xr.Dataset):
-        raise ValidationError("ds", f"expected a Dataset, got {type(ds).__name__}", "pass a Dataset")
+        raise ValidationError(
+            "ds", f"expected a Dataset, got {type(ds).__name__}", "pass a Dataset"
+        )
 
     args = {
         "returns": returns,
