@@ -11,10 +11,14 @@ from .analytics import (
 )
 from .errors import IncompleteStoreError, ValidationError
 from .exposures import exposures, factor_names
+from .ff5 import ff5_factors
+from .frames import from_long_frame, from_wide_frames
 from .loadings import ZeroStdWarning, compute_loadings, standardize, style_mapping
 from .regression import factor_regression
+from .resample import resample
 from .schema import VARIABLES, validate
 from .simulate import simulate_market
+from .store import open_store, to_store
 
 __version__ = "0.1.0"
 
@@ -29,13 +33,19 @@ __all__ = [
     "exposures",
     "factor_names",
     "factor_regression",
+    "ff5_factors",
     "forecast_vol",
+    "from_long_frame",
+    "from_wide_frames",
+    "open_store",
     "portfolio_risk",
     "portfolio_sets",
     "realized_vol",
+    "resample",
     "simulate_market",
     "standardize",
     "style_mapping",
+    "to_store",
     "validate",
     "validation_table",
     "variance_explained",

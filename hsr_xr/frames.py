@@ -1,0 +1,121 @@
+"""Readers from pandas layouts: the seed's long tables and date × asset frames."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .errors import ValidationError
+from .schema import VARIABLES, check_coords
+
+
+def _labels(values: Iterable) -> np.ndarray:
+    return np.asarray([str(v) for v in values], dtype=object)
+
+
+def from_long_frame(
+    df: pd.DataFrame,
+    *,
+    date: str = "date",
+    asset: str = "asset",
+    name: str = "descriptor",
+    value: str = "val",
+    cube: str = "descriptors",
+    cube_dim: str = "descriptor",
+) -> xr.Dataset:
+    """Long table (date, asset, name, value) -> Dataset, as in the seed's parquet files.
+
+    Names that are registry variables over (date, asset) (``market_cap``,
+    ``returns``, ``book_to_price``, ...) become their own variables; every other
+    name becomes a slice of the ``cube`` variable (date, asset, ``cube_dim``).
+
+    Raises
+    ------
+    ValidationError
+        On missing columns, unparseable dates, or duplicate (date, asset, name) rows.
+    """
+    for col in (date, asset, name, value):
+        if col not in df.columns:
+            raise ValidationError(
+                col, f"column missing from the frame (have {list(df.columns)})",
+                "pass date=, asset=, name=, value= with the frame's column names",
+            )  # fmt: skip
+    try:
+        dates = pd.to_datetime(df[date].to_numpy())
+    except (ValueError, TypeError) as err:
+        raise ValidationError(date, "values are not dates", "parse them first") from err
+    d_codes, d_uniq = pd.factorize(dates, sort=True)
+    a_codes, a_uniq = pd.factorize(df[asset].astype(str).to_numpy(), sort=True)
+    n_codes, n_uniq = pd.factorize(df[name].astype(str).to_numpy(), sort=False)
+    T, N, K = len(d_uniq), len(a_uniq), len(n_uniq)
+    flat = (d_codes.astype(np.int64) * N + a_codes) * K + n_codes
+    uniq, counts = np.unique(flat, return_counts=True)
+    if (counts > 1).any():
+        bad = uniq[counts > 1][0]
+        t, rest = divmod(int(bad), N * K)
+        a, k = divmod(rest, K)
+        raise ValidationError(
+            name,
+            f"{int((counts > 1).sum())} duplicate (date, asset, name) rows, e.g. "
+            f"({d_uniq[t]:%Y-%m-%d}, {a_uniq[a]}, {n_uniq[k]})",
+            "drop duplicates (df.drop_duplicates([date, asset, name], keep='last'))",
+        )
+    cube_arr = np.full((T, N, K), np.nan)
+    cube_arr.reshape(-1)[flat] = df[value].to_numpy(dtype=float)
+    coords = {"date": d_uniq.values.astype("datetime64[ns]"), "asset": _labels(a_uniq)}
+    own = [k for k, n in enumerate(n_uniq) if VARIABLES.get(n) and VARIABLES[n].dims[0] == (
+        "date", "asset")]  # fmt: skip
+    rest = [k for k in range(K) if k not in own]
+    data = {n_uniq[k]: (("date", "asset"), cube_arr[..., k]) for k in own}
+    if rest:
+        data[cube] = (("date", "asset", cube_dim), cube_arr[..., rest])
+        coords[cube_dim] = _labels(n_uniq[rest])
+    ds = xr.Dataset(data, coords=coords)
+    check_coords(ds, "the long frame")
+    return ds
+
+
+def from_wide_frames(
+    frames: Mapping[str, pd.DataFrame],
+    *,
+    join: Literal["exact", "inner", "outer"] = "exact",
+) -> xr.Dataset:
+    """Date × asset DataFrames (index dates, columns assets) -> Dataset.
+
+    ``join="exact"`` (default) refuses frames whose dates or assets differ,
+    naming the frame; ``"inner"``/``"outer"`` align them explicitly.
+    """
+    arrays = {}
+    for key, frame in frames.items():
+        if not isinstance(frame, pd.DataFrame):
+            raise ValidationError(key, f"is a {type(frame).__name__}", "pass a DataFrame")
+        try:
+            index = pd.DatetimeIndex(pd.to_datetime(frame.index))
+        except (ValueError, TypeError) as err:
+            raise ValidationError(key, "index is not dates", "set a date index") from err
+        arr = xr.DataArray(
+            frame.to_numpy(dtype=float),
+            dims=("date", "asset"),
+            coords={
+                "date": index.values.astype("datetime64[ns]"),
+                "asset": _labels(frame.columns),
+            },
+            name=key,
+        )
+        check_coords(arr, f"frame {key!r}")
+        arrays[key] = arr
+    if join == "exact":
+        first = next(iter(arrays))
+        for key, arr in arrays.items():
+            for dim in ("date", "asset"):
+                if not arr.indexes[dim].equals(arrays[first].indexes[dim]):
+                    raise ValidationError(
+                        key,
+                        f"{dim} labels differ from those of frame {first!r}",
+                        "align the frames, or pass join='inner' or join='outer'",
+                    )
+    return xr.merge(list(arrays.values()), join=join if join != "exact" else "exact")

@@ -1,0 +1,370 @@
+"""Zarr v3 persistence: atomic writes, date appends, variable updates, lazy reads.
+
+Store policy
+------------
+* Zarr format 3, one group per Dataset (the root, or a named sub-group such as
+  ``ff5_W``), chunked along ``date`` only by default (see :func:`default_chunks`).
+* Metadata is **not consolidated** by default: consolidated metadata is not part
+  of the Zarr v3 specification, and local or object stores read fine without
+  it. Pass ``consolidated=True`` to opt in (the store is then re-consolidated
+  after every append or update).
+* Strings (asset, descriptor, factor labels) are written as variable-length
+  UTF-8, never as fixed-width unicode.
+* Completeness marker: a group is readable only if its attribute
+  ``hsr_xr_complete`` is true. Fresh writes go to a temporary sibling
+  directory that is renamed into place when complete, so a failed write leaves
+  the previous store (or nothing) behind. Appends and updates clear the marker
+  first, roll back on error, and set it again when done; a process killed
+  mid-append leaves the marker cleared and :func:`open_store` refuses the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import uuid
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+import dask
+import dask.array
+import numpy as np
+import xarray as xr
+import zarr
+
+from .errors import IncompleteStoreError, ValidationError
+from .schema import VARIABLES, check_coords, validate
+
+MARKER = "hsr_xr_complete"
+FORMAT = "hsr_xr_format"
+_CHUNK_TARGET_BYTES = 64 * 2**20
+
+
+def default_chunks(ds: xr.Dataset, target_bytes: int = _CHUNK_TARGET_BYTES) -> dict[str, int]:
+    """Date chunk size so the largest variable's chunks hold about ``target_bytes``.
+
+    All other dims stay whole (cross-sectional steps need ``asset`` whole).
+    """
+    if "date" not in ds.dims:
+        return {}
+    per_date = max(
+        (v.dtype.itemsize * v.size // ds.sizes["date"] for v in ds.data_vars.values()
+         if "date" in v.dims),
+        default=1,
+    )  # fmt: skip
+    return {"date": int(np.clip(target_bytes // max(per_date, 1), 1, ds.sizes["date"]))}
+
+
+def _prepare(ds: xr.Dataset) -> xr.Dataset:
+    """Fixed-width unicode -> object (vlen-utf8); drop stale encodings."""
+    out = ds.copy()
+    for name, var in {**out.coords, **out.data_vars}.items():
+        if var.dtype.kind == "U":
+            out[name] = var.astype(object)
+    for var in out.variables.values():
+        var.encoding = {}
+    return out
+
+
+def _encoding(ds: xr.Dataset, chunks: Mapping[str, int]) -> dict[str, dict]:
+    enc: dict[str, dict] = {}
+    for name, var in ds.variables.items():
+        if name in ds.dims and name != "date":
+            continue
+        e: dict = {}
+        if var.ndim:
+            e["chunks"] = tuple(int(min(chunks.get(d, s), s)) or 1 for d, s in var.sizes.items())
+        if name == "date" or var.dtype.kind == "M":
+            e.update(units="nanoseconds since 1970-01-01", dtype="int64")
+        enc[name] = e
+    return enc
+
+
+def _set_marker(path: Path, group: str | None, complete: bool, consolidated: bool) -> None:
+    grp = zarr.open_group(str(path), path=group or "", mode="r+")
+    grp.attrs.update({MARKER: complete, FORMAT: 1})
+    if consolidated:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", zarr.errors.ZarrUserWarning)
+            zarr.consolidate_metadata(str(path))
+
+
+def _compute(delayed, progress: bool) -> None:
+    if progress:
+        from dask.diagnostics import ProgressBar
+
+        with ProgressBar():
+            dask.compute(delayed)
+    else:
+        dask.compute(delayed)
+
+
+def _write(ds, path, *, mode, group, chunks, consolidated, progress, **kwargs) -> None:
+    with warnings.catch_warnings():
+        if consolidated:
+            warnings.simplefilter("ignore", zarr.errors.ZarrUserWarning)
+        delayed = ds.to_zarr(
+            str(path),
+            mode=mode,
+            group=group,
+            zarr_format=3,
+            consolidated=consolidated,
+            compute=False,
+            **kwargs,
+        )
+    _compute(delayed, progress)
+
+
+def to_store(
+    ds: xr.Dataset,
+    path: str | os.PathLike,
+    *,
+    mode: Literal["w-", "w", "append", "update"] = "w-",
+    group: str | None = None,
+    chunks: Mapping[str, int] | None = None,
+    consolidated: bool = False,
+    progress: bool = False,
+) -> Path:
+    """Write ``ds`` to a Zarr v3 store at ``path``.
+
+    Parameters
+    ----------
+    ds : Dataset
+        Panel to write; validated against the registry first.
+    path : path-like
+        Store directory.
+    mode : {"w-", "w", "append", "update"}
+        ``"w-"`` create (error if present), ``"w"`` replace atomically,
+        ``"append"`` add new dates after the stored ones (same variables and
+        non-date coordinates), ``"update"`` add or replace variables on the
+        stored coordinates.
+    group : str, optional
+        Sub-group to write (e.g. ``"ff5_W"``); the root by default.
+    chunks : mapping dim -> size, optional
+        Zarr chunking; default :func:`default_chunks` (date only).
+    consolidated : bool
+        Opt in to consolidated metadata (not part of the Zarr v3 spec).
+    progress : bool
+        Show Dask's progress bar while writing.
+
+    Returns
+    -------
+    Path of the store.
+    """
+    path = Path(path)
+    check_coords(ds, "the Dataset to store")
+    ds = validate(ds, [], optional=[v for v in VARIABLES if v in ds.variables])
+    ds = _prepare(ds)
+    if mode in ("w-", "w"):
+        return _write_fresh(ds, path, mode, group, chunks, consolidated, progress)
+    if mode == "append":
+        return _append(ds, path, group, consolidated, progress)
+    if mode == "update":
+        return _update(ds, path, group, chunks, consolidated, progress)
+    raise ValidationError("mode", f"unknown mode {mode!r}", "use 'w-', 'w', 'append' or 'update'")
+
+
+def _write_fresh(ds, path, mode, group, chunks, consolidated, progress) -> Path:
+    if path.exists() and mode == "w-" and group is None:
+        raise ValidationError(
+            "path", f"store {str(path)!r} already exists", "pass mode='w' to replace it"
+        )
+    chunks = dict(default_chunks(ds) if chunks is None else chunks)
+    ds = ds.drop_encoding()
+    if any(isinstance(v.data, dask.array.Array) for v in ds.variables.values()):
+        ds = ds.chunk({d: chunks.get(d, -1) for d in ds.dims})  # one Dask chunk per Zarr chunk
+    if group is not None and path.exists():
+        # A new group inside an existing store: written in place, marker last.
+        _write(ds, path, mode="w", group=group, chunks=chunks, consolidated=consolidated,
+               progress=progress, encoding=_encoding(ds, chunks))  # fmt: skip
+        _set_marker(path, group, True, consolidated)
+        return path
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        _write(ds, tmp, mode="w-", group=group, chunks=chunks, consolidated=consolidated,
+               progress=progress, encoding=_encoding(ds, chunks))  # fmt: skip
+        if group is not None:
+            _set_marker(tmp, None, True, consolidated)
+        _set_marker(tmp, group, True, consolidated)
+        old = None
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
+            path.rename(old)
+        tmp.rename(path)
+        if old is not None:
+            shutil.rmtree(old)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return path
+
+
+def _stored_group(path: Path, group: str | None) -> xr.Dataset:
+    return open_store(path, group=group)
+
+
+def _append(ds, path, group, consolidated, progress) -> Path:
+    old = _stored_group(path, group)
+    if "date" not in ds.dims:
+        raise ValidationError("date", "the Dataset to append has no 'date' dim", "append dates")
+    last = old.indexes["date"][-1]
+    if ds.indexes["date"][0] <= last:
+        raise ValidationError(
+            "date",
+            f"new dates start {ds.indexes['date'][0]:%Y-%m-%d}, not after the stored last date "
+            f"{last:%Y-%m-%d} (overlap)",
+            "append only dates after the stored ones (use .sel(date=slice(...)))",
+        )
+    if set(ds.data_vars) != set(old.data_vars):
+        extra, missing = (
+            set(ds.data_vars) - set(old.data_vars),
+            set(old.data_vars) - set(ds.data_vars),
+        )
+        raise ValidationError(
+            "data_vars",
+            f"variables differ from the store's: extra {sorted(extra)}, missing {sorted(missing)}",
+            "append the same variables, or use mode='update' to add variables",
+        )
+    for dim in ds.dims:
+        if dim != "date" and dim in old.indexes and not ds.indexes[dim].equals(old.indexes[dim]):
+            raise ValidationError(
+                dim,
+                "coordinate conflicts with the stored one",
+                f"reindex the new data to the stored {dim} labels (ds.reindex({dim}=stored.{dim}))",
+            )
+    static = [n for n, v in ds.data_vars.items() if "date" not in v.dims]
+    for name in static:
+        if ds[name].dims != old[name].dims or not ds[name].load().equals(old[name].load()):
+            raise ValidationError(
+                name, "has no date dim and differs from the stored values", "keep it unchanged"
+            )
+    for name, var in ds.data_vars.items():
+        if var.dims != old[name].dims:
+            raise ValidationError(
+                name, f"has dims {var.dims}, the store has {old[name].dims}", "transpose to match"
+            )
+    new = ds.drop_vars(static)
+    root = zarr.open_group(str(path), path=group or "", mode="r+")
+    n_old = old.sizes["date"]
+    date_arrays = [n for n in (*new.data_vars, "date") if "date" in old[n].dims]
+    c = root["date"].chunks[0]
+    first = (c - n_old % c) % c or c
+    sizes = [first] + [c] * ((new.sizes["date"] - first + c - 1) // c)
+    sizes[-1] -= sum(sizes) - new.sizes["date"]
+    sizes = [s for s in sizes if s > 0]
+    new = new.chunk({"date": tuple(sizes)})
+    _set_marker(path, group, False, consolidated)
+    try:
+        _write(new, path, mode="a", group=group, chunks={}, consolidated=consolidated,
+               progress=progress, append_dim="date")  # fmt: skip
+    except BaseException:
+        for name in date_arrays:  # roll back to the stored length
+            arr = root[name]
+            axis = old[name].dims.index("date") if name != "date" else 0
+            shape = list(arr.shape)
+            shape[axis] = n_old
+            arr.resize(tuple(shape))
+        _set_marker(path, group, True, consolidated)
+        raise
+    _set_marker(path, group, True, consolidated)
+    return path
+
+
+def _update(ds, path, group, chunks, consolidated, progress) -> Path:
+    old = _stored_group(path, group)
+    for dim in ds.dims:
+        if dim in old.indexes and not ds.indexes[dim].equals(old.indexes[dim]):
+            raise ValidationError(
+                dim,
+                "coordinate differs from the stored one",
+                f"reindex to the stored {dim} labels, or write to another group",
+            )
+    replaced = [n for n in ds.data_vars if n in old.data_vars]
+    added = [n for n in ds.data_vars if n not in old.data_vars]
+    if replaced:
+        for n in replaced:
+            if ds[n].dims != old[n].dims:
+                raise ValidationError(
+                    n, f"has dims {ds[n].dims}, the store has {old[n].dims}", "transpose or rename"
+                )
+    chunks = dict(default_chunks(ds) if chunks is None else chunks)
+    payload = ds.drop_vars([c for c in ds.coords if c in old.coords])
+    enc = {k: v for k, v in _encoding(payload, chunks).items() if k in added}
+    root = zarr.open_group(str(path), path=group or "", mode="r+")
+    _set_marker(path, group, False, consolidated)
+    try:
+        if added:
+            _write(payload[added], path, mode="a", group=group, chunks=chunks,
+                   consolidated=consolidated, progress=progress, encoding=enc)  # fmt: skip
+        if replaced:
+            region = {d: slice(None) for d in payload[replaced].dims}
+            _write(payload[replaced], path, mode="r+", group=group, chunks=chunks,
+                   consolidated=consolidated, progress=progress, region=region)  # fmt: skip
+    except BaseException:
+        for n in added:
+            with contextlib.suppress(KeyError):
+                del root[n]
+        raise  # replaced arrays may be partly rewritten: the marker stays cleared
+    _set_marker(path, group, True, consolidated)
+    return path
+
+
+def open_store(
+    path: str | os.PathLike,
+    *,
+    group: str | None = None,
+    chunks: Mapping[str, int] | Literal["store"] | None = "store",
+) -> xr.Dataset:
+    """Open a store written by :func:`to_store`, lazily with Dask.
+
+    Parameters
+    ----------
+    path : path-like
+        Store directory.
+    group : str, optional
+        Sub-group to open (root by default).
+    chunks : "store", mapping or None
+        ``"store"`` uses the stored chunks as Dask chunks; a mapping rechunks;
+        ``None`` loads NumPy arrays lazily without Dask.
+
+    Raises
+    ------
+    ValidationError
+        If the path holds no store or group.
+    IncompleteStoreError
+        If the group's last write did not finish.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ValidationError("path", f"no store at {str(path)!r}", "check the path")
+    try:
+        grp = zarr.open_group(str(path), path=group or "", mode="r")
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError, KeyError) as err:
+        raise ValidationError(
+            "group", f"no group {group!r} in {str(path)!r}", "list groups with `hsr-xr info`"
+        ) from err
+    if not grp.attrs.get(MARKER, False):
+        raise IncompleteStoreError(
+            str(path) + (f"/{group}" if group else ""),
+            "its last write did not complete, so it may hold partial data",
+            "rewrite the store (or the group) from its source with to_store(..., mode='w')",
+        )
+    root = zarr.open_group(str(path), mode="r")
+    ds = xr.open_zarr(
+        str(path),
+        group=group,
+        zarr_format=3,
+        consolidated=root.metadata.consolidated_metadata is not None,
+        chunks={} if chunks == "store" else chunks,
+    )
+    ds.attrs = {k: v for k, v in ds.attrs.items() if k not in (MARKER, FORMAT)}
+    return ds
+
+
+def store_groups(path: str | os.PathLike) -> list[str]:
+    """Names of the Dataset groups under the store root (excluding the root)."""
+    root = zarr.open_group(str(path), mode="r")
+    return sorted(name for name, _ in root.groups())

@@ -1,0 +1,314 @@
+"""Foundation: registry validation, simulator, Zarr store, frame readers."""
+
+from __future__ import annotations
+
+import warnings
+
+import dask
+import dask.array as da
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import hsr_xr as hx
+from hsr_xr.errors import IncompleteStoreError
+from hsr_xr.store import MARKER
+
+
+@pytest.fixture(scope="module")
+def small():
+    return hx.simulate_market(n_dates=80, n_assets=150, n_industries=8, seed=3)
+
+
+# --------------------------------------------------------------------- validation
+def _raises(ds, match, required=("returns", "market_cap", "industry")):
+    with pytest.raises(hx.ValidationError, match=match) as info:
+        hx.validate(ds, required)
+    assert isinstance(info.value, ValueError)
+    assert "Fix:" in str(info.value)
+    return info.value
+
+
+def test_validate_accepts_simulated(small):
+    out = hx.validate(small, ["returns", "market_cap", "industry", "descriptors"])
+    assert out is not None
+
+
+def test_missing_variable(small):
+    err = _raises(small.drop_vars("market_cap"), "market_cap")
+    assert err.variable == "market_cap"
+
+
+def test_wrong_dims(small):
+    bad = small.assign(returns=small.returns.rename(asset="ticker"))
+    _raises(bad, "returns.*dims")
+
+
+def test_non_monotonic_and_duplicate_dates(small):
+    _raises(small.isel(date=[1, 0, 2]), "not increasing")
+    _raises(small.isel(date=[0, 1, 1, 2]), "duplicate dates")
+
+
+def test_duplicate_assets(small):
+    _raises(small.isel(asset=[0, 1, 1]), "duplicate labels")
+
+
+def test_non_positive_caps(small):
+    cap = small.market_cap.copy()
+    cap[3, 4] = -1.0
+    _raises(small.assign(market_cap=cap), "market_cap.*zero or negative")
+    cap[3, 4] = 0.0
+    _raises(small.assign(market_cap=cap), "market_cap.*zero or negative")
+
+
+def test_unknown_industry_codes(small):
+    ind = small.industry.copy()
+    ind[0] = 99
+    _raises(small.assign(industry=ind), "industry.*codes outside")
+    ind[0] = -1  # -1 is the documented "unknown"
+    hx.validate(small.assign(industry=ind), ["industry"])
+
+
+def test_lazy_value_checks_raise_at_compute(small):
+    cap = small.market_cap.copy()
+    cap[5, 5] = -3.0
+    lazy = small.assign(market_cap=cap).chunk({"date": 20})
+    out = hx.validate(lazy, ["market_cap"])  # graph only: must not raise yet
+    with pytest.raises(hx.ValidationError, match="market_cap"):
+        out.market_cap.compute()
+
+
+def test_check_aligned_refuses_misaligned(small):
+    a = small.returns
+    b = small.market_cap.isel(asset=slice(1, None))
+    with pytest.raises(hx.ValidationError, match="asset coordinate differs"):
+        hx.schema.check_aligned({"returns": a, "weights": b}, ["date", "asset"])
+
+
+def test_check_core_unchunked(small):
+    with pytest.raises(hx.ValidationError, match="rechunk"):
+        hx.schema.check_core_unchunked(small.returns.chunk({"asset": 50}), "asset", "returns")
+
+
+# ---------------------------------------------------------------------- simulator
+def test_simulator_deterministic(small):
+    again = hx.simulate_market(n_dates=80, n_assets=150, n_industries=8, seed=3)
+    assert again.identical(small)
+    other = hx.simulate_market(n_dates=80, n_assets=150, n_industries=8, seed=4)
+    assert not np.allclose(np.nan_to_num(other.returns), np.nan_to_num(small.returns))
+
+
+def test_simulator_layout(small):
+    assert small.returns.dims == ("date", "asset")
+    assert list(small.factor.values[:1]) == ["country"]
+    assert list(small.factor.values[1:13]) == list(small.style.values)
+    assert list(small.factor.values[13:]) == small.industry.attrs["industry_names"]
+    names = list(small.descriptor.values)
+    assert "size" in names and "nonlinear_size" in names
+    for style in small.style.values:
+        if style not in ("size", "nonlinear_size"):
+            n = sum(d.startswith(f"{style}_") for d in names)
+            assert 2 <= n <= 4, style
+    assert np.all(small.market_cap.values[np.isfinite(small.market_cap.values)] > 0)
+    assert set(np.unique(small.industry.values)) == set(range(8))
+
+
+def test_simulator_planted_statistics():
+    T, N = 2520, 400
+    ds = hx.simulate_market(
+        n_dates=T, n_assets=N, n_industries=10, seed=11, regimes=False, suspension_frac=0.03
+    )
+    f = ds.truth_factor_returns
+    true_vol = np.sqrt(ds.truth_factor_cov.isel(date=0).values.diagonal())
+    realized = f.std("date").values
+    assert np.all(np.abs(realized / true_vol - 1) < 0.10)
+    assert abs(float(f.sel(factor="country").std()) - 0.01) < 0.001  # daily vol ~1%
+    listed = ds.market_cap.notnull()
+    missing = float((ds.returns.isnull() & listed).sum() / listed.sum())
+    assert 0.02 < missing < 0.035  # suspensions as configured (runs overlap a little)
+    first = listed.argmax("date")
+    assert 0.06 < float((first > 0).mean()) < 0.14  # IPOs (ipo_frac=0.10)
+    assert float((~listed.isel(date=-1)).mean()) > 0.04  # delistings
+    # specific vol falls with size, Student-t tails
+    sv = ds.truth_specific_var.isel(date=0)
+    cap = ds.market_cap.isel(date=0)
+    ok = sv.notnull() & cap.notnull()
+    assert np.corrcoef(np.log(cap[ok]), np.log(sv[ok]))[0, 1] < -0.3
+    z = (ds.truth_specific_returns / np.sqrt(ds.truth_specific_var)).values.ravel()
+    z = z[np.isfinite(z)]
+    kurt = np.mean(z**4) / np.mean(z**2) ** 2
+    assert kurt > 4.0  # Student-t(5) has kurtosis 9; a normal has 3
+
+
+def test_regimes_change_volatility():
+    ds = hx.simulate_market(n_dates=1500, n_assets=50, n_industries=5, seed=2)
+    regime = ds.truth_regime.values
+    assert 0 < regime.mean() < 1
+    c = ds.truth_factor_returns.sel(factor="country").values
+    assert c[regime == 1].std() > 1.5 * c[regime == 0].std()
+
+
+def test_splits_make_close_differ_from_adjusted(small):
+    ratio = (small["close"] / small["adj_close"]).values
+    ratio = ratio[np.isfinite(ratio)]
+    assert set(np.round(np.unique(ratio), 12)) <= {1.0, 2.0, 3.0}
+    big = hx.simulate_market(n_dates=120, n_assets=600, n_industries=8, seed=1)
+    naive = big["close"] / big["close"].shift(date=1) - 1
+    assert float(np.abs(naive - big.returns).max()) > 0.3  # a split day
+    adj = big.adj_close / big.adj_close.shift(date=1) - 1
+    both = adj.notnull() & big.returns.notnull()
+    np.testing.assert_allclose(adj.values[both], big.returns.values[both], rtol=1e-9, atol=1e-14)
+
+
+def test_premia_option_validates_names():
+    with pytest.raises(ValueError, match="unknown factors"):
+        hx.simulate_market(n_dates=10, n_assets=40, n_industries=4, premia={"nope": 0.1})
+
+
+# -------------------------------------------------------------------------- store
+def test_store_round_trip_identical(small, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fixed-width unicode / v3 spec warnings
+        hx.to_store(small, tmp_path / "a.zarr")
+        back = hx.open_store(tmp_path / "a.zarr")
+    assert isinstance(back.returns.data, da.Array)  # lazy
+    assert back.load().identical(small)
+
+
+def test_store_chunked_by_date(tmp_path):
+    ds = hx.simulate_market(n_dates=300, n_assets=2000, n_industries=8, seed=0)
+    hx.to_store(ds, tmp_path / "c.zarr")
+    back = hx.open_store(tmp_path / "c.zarr")
+    chunks = back.descriptors.chunksizes
+    assert len(chunks["date"]) > 1 and len(chunks["asset"]) == 1
+    hx.to_store(ds, tmp_path / "d.zarr", chunks={"date": 100})
+    assert hx.open_store(tmp_path / "d.zarr").returns.chunksizes["date"] == (100, 100, 100)
+
+
+def test_store_refuses_existing_and_replaces_atomically(small, tmp_path):
+    p = tmp_path / "a.zarr"
+    hx.to_store(small, p)
+    with pytest.raises(hx.ValidationError, match="exists"):
+        hx.to_store(small, p)
+    hx.to_store(small.isel(date=slice(0, 10)), p, mode="w")
+    assert hx.open_store(p).sizes["date"] == 10
+
+
+def test_open_is_lazy(small, tmp_path):
+    hx.to_store(small, tmp_path / "a.zarr")
+
+    def forbid(*args, **kwargs):
+        raise AssertionError("computed")
+
+    with dask.config.set(scheduler=forbid):
+        ds = hx.open_store(tmp_path / "a.zarr")
+        (ds.returns * 2).mean("asset")
+
+
+def test_append_and_refusals(small, tmp_path):
+    p = tmp_path / "a.zarr"
+    hx.to_store(small.isel(date=slice(0, 33)), p, chunks={"date": 10})
+    hx.to_store(small.isel(date=slice(33, 61)), p, mode="append")
+    hx.to_store(small.isel(date=slice(61, None)), p, mode="append")
+    assert hx.open_store(p).load().identical(small)
+    with pytest.raises(hx.ValidationError, match="overlap"):
+        hx.to_store(small.isel(date=slice(70, None)), p, mode="append")
+    later = small.isel(date=slice(0, 5)).assign_coords(
+        date=small.date[-1].values + np.arange(1, 6) * np.timedelta64(1, "D")
+    )
+    with pytest.raises(hx.ValidationError, match="asset"):
+        hx.to_store(later.isel(asset=slice(1, None)), p, mode="append")
+    with pytest.raises(hx.ValidationError, match="variables differ"):
+        hx.to_store(later.drop_vars("close"), p, mode="append")
+    ind = later.industry.copy()
+    ind[0] = (ind[0] + 1) % 8
+    with pytest.raises(hx.ValidationError, match="industry"):
+        hx.to_store(later.assign(industry=ind), p, mode="append")
+    assert hx.open_store(p).load().identical(small)  # refusals changed nothing
+
+
+def test_failed_write_leaves_no_valid_store(small, tmp_path):
+    p = tmp_path / "bad.zarr"
+    cap = small.market_cap.copy()
+    cap[60, 3] = -1.0  # raises lazily inside the write
+    with pytest.raises(hx.ValidationError):
+        hx.to_store(small.assign(market_cap=cap).chunk({"date": 20}), p)
+    assert not p.exists()
+    assert not list(tmp_path.iterdir())  # temporary directory cleaned up
+    hx.to_store(small, p)
+    with pytest.raises(hx.ValidationError):
+        hx.to_store(small.assign(market_cap=cap).chunk({"date": 20}), p, mode="w")
+    assert hx.open_store(p).load().identical(small)  # the old store survives
+
+
+def test_failed_append_rolls_back(small, tmp_path):
+    p = tmp_path / "a.zarr"
+    hx.to_store(small.isel(date=slice(0, 40)), p, chunks={"date": 16})
+    tail = small.isel(date=slice(40, None))
+    cap = tail.market_cap.copy()
+    cap[-1, 0] = -5.0
+    with pytest.raises(hx.ValidationError):
+        hx.to_store(tail.assign(market_cap=cap).chunk({"date": 7}), p, mode="append")
+    assert hx.open_store(p).load().identical(small.isel(date=slice(0, 40)))
+
+
+def test_interrupted_write_is_refused(small, tmp_path):
+    import zarr
+
+    p = tmp_path / "a.zarr"
+    hx.to_store(small, p)
+    zarr.open_group(str(p), mode="r+").attrs[MARKER] = False  # as if killed mid-append
+    with pytest.raises(IncompleteStoreError, match="did not complete"):
+        hx.open_store(p)
+
+
+def test_update_adds_variables_and_groups(small, tmp_path):
+    p = tmp_path / "a.zarr"
+    hx.to_store(small, p)
+    extra = (small.returns * 2).rename("double")
+    hx.to_store(extra.to_dataset(), p, mode="update")
+    back = hx.open_store(p)
+    xr.testing.assert_identical(back.double.load(), extra)
+    weekly = small.returns.isel(date=slice(4, None, 5)).to_dataset(name="weekly")
+    hx.to_store(weekly, p, group="weekly")
+    xr.testing.assert_identical(hx.open_store(p, group="weekly").load(), weekly)
+    assert hx.store.store_groups(p) == ["weekly"]
+    with pytest.raises(hx.ValidationError, match="no store"):
+        hx.open_store(tmp_path / "missing.zarr")
+
+
+# ------------------------------------------------------------------------ readers
+def test_from_long_frame_matches_pivot(small):
+    sub = small.isel(date=slice(0, 6), asset=slice(0, 20))
+    long = sub.descriptors.to_dataframe().reset_index()
+    cap = sub.market_cap.to_dataframe().reset_index().assign(descriptor="market_cap")
+    cap = cap.rename(columns={"market_cap": "descriptors"})
+    df = pd.concat([long, cap]).dropna(subset=["descriptors"])
+    df = df.rename(columns={"asset": "instrument", "descriptors": "val"}).sample(
+        frac=1, random_state=0
+    )
+    ds = hx.from_long_frame(df, asset="instrument")
+    assert set(ds.data_vars) == {"market_cap", "descriptors"}
+    xr.testing.assert_allclose(
+        ds.market_cap, sub.market_cap.reindex_like(ds.market_cap), rtol=0, atol=0
+    )
+    ref = sub.descriptors.reindex(descriptor=ds.descriptor.values, asset=ds.asset.values)
+    np.testing.assert_array_equal(ds.descriptors.values, ref.values)
+    with pytest.raises(hx.ValidationError, match="duplicate"):
+        hx.from_long_frame(pd.concat([df, df.iloc[:1]]), asset="instrument")
+    with pytest.raises(hx.ValidationError, match="column missing"):
+        hx.from_long_frame(df)
+
+
+def test_from_wide_frames(small):
+    r = small.returns.to_pandas()
+    c = small.market_cap.to_pandas()
+    ds = hx.from_wide_frames({"returns": r, "market_cap": c})
+    np.testing.assert_array_equal(ds.returns.values, small.returns.values)
+    with pytest.raises(hx.ValidationError, match="market_cap.*asset labels differ"):
+        hx.from_wide_frames({"returns": r, "market_cap": c.iloc[:, 1:]})
+    inner = hx.from_wide_frames({"returns": r, "market_cap": c.iloc[:, 1:]}, join="inner")
+    assert inner.sizes["asset"] == r.shape[1] - 1
+    with pytest.raises(hx.ValidationError, match="not increasing"):
+        hx.from_wide_frames({"returns": r.iloc[::-1]})
