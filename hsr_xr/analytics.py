@@ -509,8 +509,9 @@ def bias_statistics(
     if horizon > 1:
         n_blocks = r.sizes["date"] // horizon
         starts = r["date"].values[: n_blocks * horizon : horizon]
-        pr = pr.isel(date=slice(0, n_blocks * horizon)).coarsen(date=horizon).sum(skipna=False)
-        pr = pr.assign_coords(date=starts)
+        blocks = pr.isel(date=slice(0, n_blocks * horizon)).drop_vars("date")
+        blocks = blocks.coarsen(date=horizon).construct(date=("block", "step"))
+        pr = blocks.sum("step", skipna=False).rename(block="date").assign_coords(date=starts)
         sigma = sigma.isel(date=slice(0, n_blocks * horizon, horizon)) * np.sqrt(horizon)
     if _dask(pr, sigma):
         pr, sigma = pr.chunk({"date": -1}), sigma.chunk({"date": -1})
@@ -609,7 +610,7 @@ def portfolio_sets(
 
     def _normalize(x: xr.DataArray) -> xr.DataArray:
         x = x.where(valid, 0.0)
-        return x / x.sum("asset").where(lambda s: s > 0)
+        return (x / x.sum("asset").where(lambda s: s > 0)).fillna(0.0)
 
     if "cap" in sets:
         _add(_normalize(cap).expand_dims(portfolio=1), ["cap"], "cap")

@@ -1,0 +1,388 @@
+"""Risk analytics: variance explained, portfolio risk, realized vol, bias statistics.
+
+The references here are deliberately plain: a per-date NumPy loop that builds
+the dense exposure matrix X = [1, loadings, industry dummies] by hand and
+computes diag(X F Xᵀ), Xᵀw, wᵀXFXᵀw, Σw²d directly; pandas rolling std for
+the rolling statistics.
+"""
+
+from __future__ import annotations
+
+import dask
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import hsr_xr as hx
+from hsr_xr.kernels import analytics as K
+
+T, N, P, J = 9, 40, 3, 4
+
+
+def _raise_scheduler(*args, **kwargs):
+    raise AssertionError("graph building must not compute")
+
+
+def _panel(seed: int = 0, industry_by_date: bool = False) -> xr.Dataset:
+    """Small synthetic panel with NaN loadings, unknown industries and NaN specific variance."""
+    rng = np.random.default_rng(seed)
+    styles = [f"s{k}" for k in range(P)]
+    inds = [f"i{k}" for k in range(J)]
+    factors = hx.factor_names(styles, inds)
+    k = len(factors)
+    S = rng.standard_normal((T, N, P))
+    S[rng.random((T, N)) < 0.05, 0] = np.nan
+    if industry_by_date:
+        codes = rng.integers(-1, J, (T, N))
+        ind = xr.DataArray(codes, dims=("date", "asset"), attrs={"industry_names": inds})
+    else:
+        codes = rng.integers(-1, J, N)
+        ind = xr.DataArray(codes, dims=("asset",), attrs={"industry_names": inds})
+    A = rng.standard_normal((T, k, k)) * 0.01
+    F = A @ np.swapaxes(A, 1, 2) + np.eye(k) * 1e-5
+    D = rng.uniform(1e-4, 9e-4, (T, N))
+    D[rng.random((T, N)) < 0.05] = np.nan
+    r = rng.standard_normal((T, N)) * 0.02
+    r[rng.random((T, N)) < 0.05] = np.nan
+    cap = rng.uniform(1.0, 10.0, (T, N))
+    return xr.Dataset(
+        {
+            "loadings": (("date", "asset", "style"), S),
+            "industry": ind,
+            "factor_cov": (("date", "factor", "factor2"), F),
+            "specific_var": (("date", "asset"), D),
+            "returns": (("date", "asset"), r),
+            "market_cap": (("date", "asset"), cap),
+        },
+        coords={
+            "date": pd.bdate_range("2020-01-01", periods=T).values,
+            "asset": [f"a{n:03d}" for n in range(N)],
+            "style": styles,
+            "factor": factors,
+            "factor2": factors,
+        },
+    )
+
+
+def _dense_X(S_t: np.ndarray, codes_t: np.ndarray) -> np.ndarray:
+    """Dense exposure matrix of one date: [1, loadings, industry dummies]."""
+    X = np.zeros((S_t.shape[0], 1 + P + J))
+    X[:, 0] = 1.0
+    X[:, 1 : 1 + P] = S_t
+    for n, c in enumerate(codes_t):
+        if c >= 0:
+            X[n, 1 + P + c] = 1.0
+    return X
+
+
+def _codes(ds: xr.Dataset, t: int) -> np.ndarray:
+    ind = ds["industry"]
+    return (ind.isel(date=t) if "date" in ind.dims else ind).values
+
+
+def _weights(seed: int = 1) -> xr.DataArray:
+    ds = _panel()
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((3, T, N))
+    w[rng.random((3, T, N)) < 0.3] = 0.0
+    w[rng.random((3, T, N)) < 0.1] = np.nan
+    return xr.DataArray(
+        w,
+        dims=("portfolio", "date", "asset"),
+        coords={"portfolio": ["p0", "p1", "p2"], "date": ds.date, "asset": ds.asset},
+    )
+
+
+def _clean(ds: xr.Dataset, w: xr.DataArray) -> xr.DataArray:
+    """Drop holdings of assets whose loadings or specific variance are NaN."""
+    ok = ds.loadings.notnull().all("style") & ds.specific_var.notnull()
+    return w.where(ok, 0.0)
+
+
+# ----------------------------------------------------------------------------- exactness
+
+
+@pytest.mark.parametrize("industry_by_date", [False, True])
+def test_variance_explained_matches_dense_reference(industry_by_date):
+    ds = _panel(industry_by_date=industry_by_date)
+    out = hx.variance_explained(ds)
+    for t in range(T):
+        X = _dense_X(ds.loadings.values[t], _codes(ds, t))
+        fvar = np.diag(X @ ds.factor_cov.values[t] @ X.T)
+        tot = fvar + ds.specific_var.values[t]
+        np.testing.assert_allclose(out.factor_variance.values[t], fvar, rtol=1e-12, atol=0)
+        np.testing.assert_allclose(out.total_variance.values[t], tot, rtol=1e-12, atol=0)
+        np.testing.assert_allclose(out.variance_explained.values[t], fvar / tot, rtol=1e-12)
+    # NaN loadings / specific variance give NaN, never a number
+    assert np.array_equal(
+        np.isnan(out.variance_explained.values),
+        np.isnan(ds.loadings.values).any(-1) | np.isnan(ds.specific_var.values),
+    )
+
+
+def test_variance_explained_single_date_and_merge():
+    ds = _panel()
+    day = ds.date.values[4]
+    one = hx.variance_explained(ds, date=day)
+    assert one.variance_explained.dims == ("asset",)
+    xr.testing.assert_allclose(one, hx.variance_explained(ds).sel(date=day))
+    merged = hx.variance_explained(ds, merge=True)
+    assert {"variance_explained", "loadings"} <= set(merged.data_vars)
+
+
+def test_factor_cov_reordered_by_label():
+    ds = _panel()
+    perm = ds.factor.values[::-1]
+    shuffled_cov = ds.factor_cov.sel(factor=perm, factor2=np.roll(perm, 2))
+    shuffled = ds.drop_vars(["factor_cov", "factor", "factor2"]).assign(factor_cov=shuffled_cov)
+    assert list(shuffled.factor.values) == list(perm)
+    xr.testing.assert_allclose(hx.variance_explained(shuffled), hx.variance_explained(ds))
+
+
+def test_portfolio_risk_matches_dense_reference():
+    ds = _panel()
+    w = _clean(ds, _weights())
+    out = hx.portfolio_risk(ds, w)
+    assert out.exposure.dims == ("portfolio", "date", "factor")
+    for p in range(3):
+        for t in range(T):
+            X = _dense_X(ds.loadings.values[t], _codes(ds, t))
+            F = ds.factor_cov.values[t]
+            d = ds.specific_var.values[t]
+            wt = np.nan_to_num(w.values[p, t])
+            held = wt != 0
+            h = X[held].T @ wt[held]
+            fvar = h @ F @ h
+            svar = np.sum(wt[held] ** 2 * d[held])
+            sig = np.sqrt(np.diag(F))
+            corr = (F @ h) / (sig * np.sqrt(fvar))
+            o = out.isel(portfolio=p, date=t)
+            np.testing.assert_allclose(o.exposure.values, h, rtol=1e-12, atol=1e-15)
+            np.testing.assert_allclose(o.factor_variance.values, fvar, rtol=1e-12)
+            np.testing.assert_allclose(o.specific_variance.values, svar, rtol=1e-12)
+            np.testing.assert_allclose(o.total_variance.values, fvar + svar, rtol=1e-12)
+            np.testing.assert_allclose(o.r2.values, fvar / (fvar + svar), rtol=1e-12)
+            np.testing.assert_allclose(o.factor_vol.values, sig, rtol=1e-12)
+            np.testing.assert_allclose(o.correlation.values, corr, rtol=1e-12, atol=1e-14)
+            np.testing.assert_allclose(
+                o.contribution.values, h * sig * corr, rtol=1e-12, atol=1e-16
+            )
+            # x-sigma-rho contributions add up to the factor risk
+            np.testing.assert_allclose(o.contribution.sum().values, np.sqrt(fvar), rtol=1e-12)
+
+
+def test_portfolio_risk_weight_layouts_and_benchmark():
+    ds = _panel()
+    w = _clean(ds, _weights())
+    full = hx.portfolio_risk(ds, w)
+    # (date, asset) and (portfolio, asset) and (asset) give the same slices
+    xr.testing.assert_allclose(
+        hx.portfolio_risk(ds, w.isel(portfolio=1, drop=True)), full.isel(portfolio=1, drop=True)
+    )
+    day = ds.date.values[3]
+    static = w.sel(date=day, drop=True)
+    by_port = hx.portfolio_risk(ds, static, date=day)
+    xr.testing.assert_allclose(by_port, full.sel(date=day))
+    single = hx.portfolio_risk(ds, static.isel(portfolio=0, drop=True), date=day)
+    xr.testing.assert_allclose(single, full.sel(date=day).isel(portfolio=0, drop=True))
+    # active risk = risk of weights - benchmark
+    bench = _clean(ds, xr.ones_like(ds.specific_var) / N)
+    active = hx.portfolio_risk(ds, w, benchmark=bench)
+    xr.testing.assert_allclose(
+        active.drop_attrs(), hx.portfolio_risk(ds, w.fillna(0) - bench).drop_attrs()
+    )
+    assert active.attrs["active"] == 1
+
+
+def test_held_asset_with_missing_inputs_gives_nan():
+    ds = _panel()
+    t = 2
+    bad = int(np.flatnonzero(np.isnan(ds.loadings.values[t, :, 0]))[0])
+    w = xr.zeros_like(ds.specific_var)
+    w[t, bad] = 1.0
+    w[t, (bad + 1) % N] = 1.0
+    out = hx.portfolio_risk(ds, w)
+    assert np.isnan(out.total_variance.values[t])
+    assert np.isnan(out.exposure.values[t]).all()
+    # with the documented fill option the portfolio has a risk
+    filled = hx.portfolio_risk(ds, w, fill_exposures=0.0)
+    d = ds.specific_var.values[t]
+    assert np.isfinite(filled.factor_variance.values[t])
+    assert np.isfinite(filled.specific_variance.values[t]) == bool(
+        np.isfinite(d[bad]) and np.isfinite(d[(bad + 1) % N])
+    )
+
+
+def test_pure_factor_portfolios_have_unit_exposure():
+    ds = _panel()
+    cap = ds.market_cap
+    ok = ds.loadings.notnull().all("style") & (ds.industry >= 0)
+    wk = K.pure_factor_weights(
+        ds.loadings.values, ds.industry.values, np.sqrt(cap.values), J
+    )  # (T, P, N)
+    for t in range(T):
+        m = ok.values[t]
+        X = _dense_X(ds.loadings.values[t][m], ds.industry.values[m])
+        assert np.all(wk[t][:, ~m] == 0)
+        h = wk[t][:, m] @ X  # (P, K)
+        expect = np.zeros((P, 1 + P + J))
+        expect[:, 1 : 1 + P] = np.eye(P)
+        np.testing.assert_allclose(h, expect, atol=1e-10)
+
+
+# ----------------------------------------------------------------------------- time series
+
+
+def test_realized_vol_matches_pandas():
+    ds = _panel()
+    w = _weights().isel(portfolio=0, drop=True)
+    out = hx.realized_vol(ds, w, window=4)
+    pr = (w.fillna(0) * ds.returns.fillna(0)).sum("asset").to_series()
+    np.testing.assert_allclose(out.portfolio_return.values, pr.values, rtol=1e-12, atol=1e-16)
+    np.testing.assert_allclose(out.realized_vol.values, pr.rolling(4).std().values, rtol=1e-10)
+    fwd = hx.realized_vol(ds, w, window=4, forward=True)
+    np.testing.assert_allclose(
+        fwd.realized_vol.values, pr.rolling(4).std().shift(-4).values, rtol=1e-10
+    )
+    # seed style: today's (asset) weights applied to the trailing window, value at one date
+    static = w.isel(date=-1, drop=True)
+    day = ds.date.values[-1]
+    seed = hx.realized_vol(ds, static, date=day, window=T)
+    ref = (ds.returns.fillna(0) @ static.fillna(0)).to_series().std()
+    np.testing.assert_allclose(seed.realized_vol.values, ref, rtol=1e-10)
+    # fill_returns=None: a held asset without a return makes the date NaN
+    strict = hx.realized_vol(ds, w, window=4, fill_returns=None)
+    held_missing = ((w.fillna(0) != 0) & ds.returns.isnull()).any("asset")
+    assert np.array_equal(np.isnan(strict.portfolio_return.values), held_missing.values)
+
+
+def _bias_reference(ds, w, window, horizon=1):
+    """Per-date loop: sigma_{t-1} from dense matrices, b_t, pandas rolling std."""
+    wv = np.nan_to_num(w.values)
+    sig = np.full(T, np.nan)
+    for t in range(1, T):
+        X = _dense_X(ds.loadings.values[t], _codes(ds, t))
+        held = wv[t] != 0
+        cov = X[held] @ ds.factor_cov.values[t - 1] @ X[held].T
+        cov += np.diag(ds.specific_var.values[t - 1][held])
+        sig[t] = np.sqrt(wv[t][held] @ cov @ wv[t][held])
+    r = (wv * np.nan_to_num(ds.returns.values)).sum(1)
+    if horizon > 1:
+        n = T // horizon
+        r = r[: n * horizon].reshape(n, horizon).sum(1)
+        sig = sig[: n * horizon : horizon] * np.sqrt(horizon)
+    b = pd.Series(r / sig)
+    rolling = b.rolling(window, min_periods=window).std()
+    band = np.sqrt(2 / window)
+    dev = (rolling - 1).abs().dropna()
+    return b, b.std(), rolling, dev.mean(), (dev <= band).mean()
+
+
+@pytest.mark.parametrize("horizon", [1, 2])
+def test_bias_statistics_matches_reference(horizon):
+    ds = _panel()
+    ok = ds.loadings.notnull().all("style") & ds.specific_var.shift(date=1).notnull()
+    w = _weights().isel(portfolio=2, drop=True).where(ok, 0.0)
+    window = 3
+    out = hx.bias_statistics(ds, w, horizon=horizon, window=window)
+    b, bias, rolling, mrad, inside = _bias_reference(ds, w, window, horizon)
+    np.testing.assert_allclose(out.standardized.values, b.values, rtol=1e-12)
+    np.testing.assert_allclose(out.bias.values, bias, rtol=1e-10)
+    np.testing.assert_allclose(out.rolling_bias.values, rolling.values, rtol=1e-10)
+    np.testing.assert_allclose(out.mrad.values, mrad, rtol=1e-10)
+    np.testing.assert_allclose(out.fraction_in_band.values, inside, rtol=1e-12)
+    n = b.notna().sum()
+    assert out.n_obs.values == n
+    np.testing.assert_allclose(out.band_upper.values, 1 + np.sqrt(2 / n), rtol=1e-12)
+    assert bool(out.in_band.values) == (abs(bias - 1) <= np.sqrt(2 / n))
+
+
+def test_rolling_std_kernel_matches_pandas():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 50)) + 100.0
+    x[rng.random(x.shape) < 0.2] = np.nan
+    got = K.rolling_std(x, 7, 4)
+    for i in range(4):
+        ref = pd.Series(x[i]).rolling(7, min_periods=4).std().values
+        np.testing.assert_allclose(got[i], ref, rtol=1e-9)
+
+
+# ----------------------------------------------------------------------------- Dask
+
+
+def _chunked(ds: xr.Dataset) -> xr.Dataset:
+    return ds.chunk({"date": (2, 4, 3)})
+
+
+def test_dask_matches_numpy_and_stays_lazy():
+    ds = _panel()
+    w = _clean(ds, _weights())
+    lazy = _chunked(ds)
+    wl = w.chunk({"date": (5, 1, 3)})
+    with dask.config.set(scheduler=_raise_scheduler):
+        ve = hx.variance_explained(lazy)
+        pr = hx.portfolio_risk(lazy, wl)
+        bs = hx.bias_statistics(lazy, wl, window=3)
+        rv = hx.realized_vol(lazy, wl, window=3)
+        sets = hx.portfolio_sets(lazy, n_random=2)
+    for obj in (ve, pr, bs, rv, sets):
+        data = obj.data_vars.values() if isinstance(obj, xr.Dataset) else [obj]
+        assert any(v.chunks is not None for v in data)
+    xr.testing.assert_allclose(ve.compute(), hx.variance_explained(ds))
+    xr.testing.assert_allclose(pr.compute(), hx.portfolio_risk(ds, w))
+    xr.testing.assert_allclose(bs.compute(), hx.bias_statistics(ds, w, window=3))
+    xr.testing.assert_allclose(rv.compute(), hx.realized_vol(ds, w, window=3))
+    xr.testing.assert_allclose(sets.compute(), hx.portfolio_sets(ds, n_random=2))
+
+
+# ----------------------------------------------------------------------------- portfolio sets
+
+
+def test_portfolio_sets_structure():
+    ds = _panel()
+    W = hx.portfolio_sets(ds, n_random=3, random_size=10, user={"mine": ds.market_cap * 0 + 1.0})
+    assert W.dims == ("portfolio", "date", "asset")
+    assert list(W.set.values) == ["cap", "equal"] + ["random"] * 3 + ["mimicking"] * P + ["user"]
+    ok = ds.loadings.notnull().all("style") & ds.specific_var.shift(date=1).notnull()
+    long_only = W.sel(portfolio=W.set.isin(["cap", "equal", "random"]))
+    sums = long_only.sum("asset").isel(date=slice(1, None))
+    np.testing.assert_allclose(sums.values, 1.0, rtol=1e-12)
+    assert bool((long_only >= 0).all())
+    assert bool((W.sel(portfolio=W.set != "user").where(~ok).fillna(0) == 0).all())
+    assert int(((W.sel(portfolio="random_000") > 0).sum("asset") <= 10).all())
+    cap_w = W.sel(portfolio="cap").isel(date=4)
+    ref = ds.market_cap.isel(date=4).where(ok.isel(date=4), 0.0)
+    np.testing.assert_allclose(cap_w.values, (ref / ref.sum()).values, rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_bad_input_raises_validation_error():
+    ds = _panel()
+    w = _weights()
+    with pytest.raises(hx.ValidationError, match="factor_cov"):
+        hx.variance_explained(ds.drop_vars("factor_cov"))
+    with pytest.raises(hx.ValidationError, match="factor_cov"):
+        hx.portfolio_risk(ds.drop_vars("factor_cov"), w)
+    with pytest.raises(hx.ValidationError, match="weights"):
+        hx.portfolio_risk(ds, w.isel(asset=slice(1, None)))  # misaligned assets
+    dup = w.assign_coords(asset=["a000", *ds.asset.values[:-1]])
+    with pytest.raises(hx.ValidationError, match="asset"):
+        hx.portfolio_risk(ds, dup)
+    with pytest.raises(hx.ValidationError, match="weights"):
+        hx.portfolio_risk(ds, w.rename(asset="ticker"))
+    with pytest.raises(hx.ValidationError, match="benchmark"):
+        hx.portfolio_risk(ds, w, benchmark=w.isel(portfolio=0).isel(asset=slice(0, 5)))
+    renamed = ds.assign_coords(factor=[f"x{k}" for k in range(ds.sizes["factor"])])
+    with pytest.raises(hx.ValidationError, match="factor_cov"):
+        hx.variance_explained(renamed)
+    with pytest.raises(hx.ValidationError, match="loadings"):
+        hx.variance_explained(ds.chunk({"asset": 10}))
+    with pytest.raises(hx.ValidationError, match="returns"):
+        hx.bias_statistics(ds.drop_vars("returns"), w)
+    with pytest.raises(hx.ValidationError, match="window"):
+        hx.bias_statistics(ds, w, window=1)
+    with pytest.raises(hx.ValidationError, match="sets"):
+        hx.portfolio_sets(ds, sets=["cap", "momentum"])
