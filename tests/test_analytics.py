@@ -386,3 +386,76 @@ def test_bad_input_raises_validation_error():
         hx.bias_statistics(ds, w, window=1)
     with pytest.raises(hx.ValidationError, match="sets"):
         hx.portfolio_sets(ds, sets=["cap", "momentum"])
+
+
+# ----------------------------------------------------------------------------- calibration
+
+
+def _truth_model(ds: xr.Dataset) -> xr.Dataset:
+    """The simulation's true model as a forecast.
+
+    ``truth_factor_cov``/``truth_specific_var`` at *t* are the covariance of
+    *t*'s own returns, while a forecast stamped *t* applies to *t+1*: so the
+    perfect forecast stamped *t* is the truth of *t+1* (``shift(date=-1)``).
+    """
+    return ds.assign(
+        loadings=ds.truth_exposures,
+        factor_cov=ds.truth_factor_cov.shift(date=-1),
+        specific_var=ds.truth_specific_var.shift(date=-1),
+    )
+
+
+def test_calibration_with_true_covariance():
+    ds = _truth_model(hx.simulate_market(n_dates=252, n_assets=400, n_industries=10, seed=0))
+    W = hx.portfolio_sets(ds, sets=["random"], n_random=100, seed=0)
+    long_only = hx.bias_statistics(ds, W)
+    assert (long_only.n_obs == 251).all()
+    assert float(long_only.in_band.mean()) >= 0.9
+    # random long-short portfolios are far less correlated with each other
+    rng = np.random.default_rng(0)
+    ls = xr.DataArray(
+        rng.standard_normal((100, ds.sizes["asset"])),
+        dims=("portfolio", "asset"),
+        coords={"asset": ds.asset},
+    )
+    ls = ls.where(W.isel(portfolio=0, drop=True) > 0, 0.0)
+    long_short = hx.bias_statistics(ds, ls)
+    assert float(long_short.in_band.mean()) >= 0.9
+    assert abs(float(long_short.bias.mean()) - 1.0) < 0.05
+    # and a forecast that is 20% too low is caught
+    low = ds.assign(factor_cov=ds.factor_cov * 0.64, specific_var=ds.specific_var * 0.64)
+    assert float(hx.bias_statistics(low, ls).in_band.mean()) < 0.1
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def test_figures_return_figures_and_write_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    from hsr_xr import plots
+
+    ds = _truth_model(hx.simulate_market(n_dates=80, n_assets=150, n_industries=5, seed=2))
+    ds = ds.assign(factor_returns=ds.truth_factor_returns)
+    W = hx.portfolio_sets(ds, n_random=2)
+    bias = hx.bias_statistics(ds, W, window=20)
+    risk = hx.portfolio_risk(ds, W)
+    figs = {
+        "factors.png": plots.plot_factor_returns(ds, path=tmp_path / "factors.png"),
+        "vol.png": plots.plot_predicted_vs_realized(bias, path=tmp_path / "vol.png"),
+        "bias.png": plots.plot_bias(bias, path=tmp_path / "bias.png"),
+        "heat_date.png": plots.plot_exposure_heatmap(
+            risk, date=ds.date.values[10], path=tmp_path / "heat_date.png"
+        ),
+        "heat_port.png": plots.plot_exposure_heatmap(
+            risk, portfolio="cap", path=tmp_path / "heat_port.png"
+        ),
+    }
+    for name, fig in figs.items():
+        assert isinstance(fig, Figure)
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(hx.ValidationError, match="exposure"):
+        plots.plot_exposure_heatmap(risk)
+    with pytest.raises(hx.ValidationError, match="rolling_bias"):
+        plots.plot_bias(ds)
