@@ -291,7 +291,7 @@ def _loadings_block(
     descriptor_labels: Sequence[str],
     style_labels: Sequence[str],
     want_coverage: bool,
-) -> tuple[np.ndarray, ...]:
+) -> np.ndarray | tuple[np.ndarray, ...]:
     """Fused kernel on a date block: desc (B..., D, N), caps (B..., N) -> (B..., S, N)."""
     w = caps[..., None, :]
     z, st_d = K.standardize(desc, w, **params)
@@ -312,7 +312,7 @@ def _loadings_block(
         loadings = K.industry_fill(
             loadings, w, codes[0][..., None, :], n_industries, eligible=eligible
         )
-    return (loadings, *outs)
+    return (loadings, *outs) if outs else loadings
 
 
 def compute_loadings(
