@@ -247,6 +247,23 @@ def test_recovers_planted_factor_returns(market):
     assert np.corrcoef(u[ok], v[ok])[0, 1] > 0.98
 
 
+@pytest.mark.slow
+def test_recovers_planted_factor_returns_full_year():
+    """A year at N=3000. ``nonlinear_size`` has heavy-tailed true exposures (kurtosis ~90),
+    so 1%/99% return winsorization attenuates its estimate (corr ~0.989 on seed 0);
+    without winsorization every style recovers at >= 0.997 (min: growth)."""
+    market = hx.simulate_market(n_dates=252, n_assets=3000, seed=0)
+    truth = market.truth_factor_returns
+    names = ["country", *map(str, market.style.values)]
+    raw = hx.factor_regression(market, loadings="truth_exposures", winsorize=None, merge=False)
+    win = hx.factor_regression(market, loadings="truth_exposures", merge=False)
+    for name in names:
+        corr = np.corrcoef(raw.factor_returns.sel(factor=name), truth.sel(factor=name))[0, 1]
+        assert corr >= 0.99, (name, corr)
+        corr = np.corrcoef(win.factor_returns.sel(factor=name), truth.sel(factor=name))[0, 1]
+        assert corr >= (0.98 if name == "nonlinear_size" else 0.99), (name, corr)
+
+
 def test_degenerate_dates_give_nan_flag_and_one_warning():
     ds = make_panel(n_dates=7, seed=4)
     r = ds.returns.values.copy()

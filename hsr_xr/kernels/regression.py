@@ -44,8 +44,9 @@ STATUS_MEANINGS: dict[int, str] = {
 WEIGHT_KINDS = ("sqrt_cap", "cap", "equal")
 SE_KINDS = ("classical", "robust")
 
-#: A style whose fit-set range is at most this times its largest |value| counts as constant.
-CONSTANT_RTOL = 1e-12
+#: A style whose weighted fit-set variance is at most this times its weighted
+#: second moment (std below ~1e-7 of its level) counts as constant.
+CONSTANT_RTOL = 1e-14
 
 
 class RegressionResult(NamedTuple):
@@ -292,10 +293,11 @@ def regress(
     n_present = present.sum(axis=-1)
     n_params = 1 + s + np.maximum(n_present - 1, 0)
     too_few = (n_fit < n_params + int(min_dof)) | (n_present == 0)
-    xmax = np.where(fit[..., None], x, -np.inf).max(axis=1)
-    xmin = np.where(fit[..., None], x, np.inf).min(axis=1)
-    scale = np.maximum(np.abs(xmax), np.abs(xmin))
-    constant = ~too_few & ((xmax - xmin) <= CONSTANT_RTOL * scale).any(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sw = m[:, 0, 0][:, None]
+        second = np.diagonal(m, axis1=1, axis2=2)[:, 1 : 1 + s] / sw
+        variance = second - (m[:, 0, 1 : 1 + s] / sw) ** 2
+    constant = ~too_few & (variance <= CONSTANT_RTOL * second).any(axis=-1)
     bad = too_few | constant
 
     # constraint elimination: f_ref = sum_k a_k f_k over present industries k != ref
@@ -351,7 +353,7 @@ def regress(
     f_ind = f[:, 1 + s :]
     ind_part = np.take_along_axis(f_ind, np.clip(codes, 0, None), axis=1) if j else 0.0
     ind_part = np.where(codes >= 0, ind_part, np.nan)
-    fitted = f[:, :1] + np.einsum("tns,ts->tn", np.nan_to_num(x), f[:, 1 : 1 + s]) + ind_part
+    fitted = f[:, :1] + np.einsum("tns,ts->tn", x, f[:, 1 : 1 + s]) + ind_part
     fitted = np.where(has_exposure, fitted, np.nan)
     base = r if residuals == "raw" else r_win
     specific = base - fitted
