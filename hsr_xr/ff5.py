@@ -1,0 +1,285 @@
+"""Fama-French five factors from independent 2x3 sorts (DESIGN.md §1, §5, §6).
+
+:func:`ff5_factors` works on a panel at any frequency (daily, or the output of
+:func:`hsr_xr.resample`). The sorts run per date, vectorized over dates, in the
+kernel :func:`hsr_xr.kernels.sorts.double_sort`; Dask chunks them over ``date``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .errors import ValidationError
+from .kernels.sorts import double_sort
+from .schema import check_aligned, check_core_unchunked, validate
+
+SORTS: tuple[str, ...] = ("book_to_price", "profitability", "investment")
+PORTFOLIOS: tuple[str, ...] = ("SL", "SM", "SH", "BL", "BM", "BH")
+FACTORS: tuple[str, ...] = ("MKT", "SMB", "HML", "RMW", "CMA")
+FORMATION_MONTH = 7  # annual rebalance: formed at the end of June, held July-June
+
+
+def _mask(
+    ds: xr.Dataset, spec: str | xr.DataArray | None, label: str, like: xr.DataArray
+) -> xr.DataArray:
+    """Resolve a boolean (date, asset) or (asset,) mask given by name or as a DataArray."""
+    if spec is None:
+        return xr.ones_like(like, dtype=bool)
+    if isinstance(spec, str):
+        if spec not in ds:
+            raise ValidationError(
+                spec, f"{label} variable is missing", "add it to the Dataset or pass a DataArray"
+            )
+        mask, name = ds[spec], spec
+    elif isinstance(spec, xr.DataArray):
+        mask, name = spec, label
+    else:
+        raise ValidationError(
+            label, f"expected a variable name or a DataArray, got {type(spec).__name__}", "fix it"
+        )
+    if not set(mask.dims) <= {"date", "asset"} or "asset" not in mask.dims:
+        raise ValidationError(
+            name, f"has dims {mask.dims}, expected (date, asset) or (asset,)", "rename the dims"
+        )
+    if mask.dtype.kind != "b":
+        raise ValidationError(
+            name, f"has dtype {mask.dtype}, expected bool", "cast with .astype(bool)"
+        )
+    check_aligned({"returns": like, name: mask}, ("date", "asset"))
+    check_core_unchunked(mask, "asset", name)
+    return mask.broadcast_like(like).transpose("date", "asset")
+
+
+def _risk_free(ds: xr.Dataset, spec: str | xr.DataArray | float | None, like: xr.DataArray):
+    if spec is None:
+        return 0.0
+    if isinstance(spec, (int, float)):
+        return float(spec)
+    if isinstance(spec, str):
+        if spec not in ds:
+            raise ValidationError(spec, "risk_free variable is missing", "add it or pass a series")
+        rf, name = ds[spec], spec
+    else:
+        rf, name = spec, "risk_free"
+    if not isinstance(rf, xr.DataArray) or rf.dims != ("date",):
+        raise ValidationError(name, "expected a DataArray with dims ('date',)", "pass rf(date)")
+    check_aligned({"returns": like, name: rf}, ("date",))
+    return rf
+
+
+def formation_index(dates: pd.DatetimeIndex, month: int = FORMATION_MONTH) -> np.ndarray:
+    """Index of the annual formation date that each date's holdings come from.
+
+    The formation date of the holding year starting in ``month`` of year *y* is the
+    first date of that month in *y*; its stamped values are known at the end of
+    the previous month. Dates before the first formation date get -1.
+
+    Parameters
+    ----------
+    dates : DatetimeIndex, strictly increasing
+
+    Returns
+    -------
+    ndarray of int64, shape (len(dates),)
+    """
+    years = dates.year.to_numpy().astype(np.int64)
+    months = dates.month.to_numpy()
+    out = np.full(len(dates), -1, dtype=np.int64)
+    if len(dates) == 0:
+        return out
+    key = years - (months < month)  # holding year of each date
+    in_month = np.flatnonzero(months == month)
+    form_years, first = np.unique(years[in_month], return_index=True)
+    y0 = int(key.min())
+    lookup = np.full(int(years.max()) - y0 + 1, -1, dtype=np.int64)
+    lookup[form_years - y0] = in_month[first]
+    return lookup[key - y0]
+
+
+def _at_formation(var: xr.DataArray, idx: np.ndarray, fill) -> xr.DataArray:
+    """Values of ``var`` at each date's formation date (``fill`` where there is none)."""
+    gathered = var.isel(date=np.maximum(idx, 0))
+    gathered = xr.DataArray(gathered.data, dims=var.dims, coords={"date": var.date})
+    keep = xr.DataArray(idx >= 0, dims="date", coords={"date": var.date})
+    return gathered.where(keep, fill)
+
+
+def _sort_block(ret, w, size, bp, prof, inv, held, sortable, bp_mask):
+    shape = np.broadcast_shapes(ret.shape, w.shape, size.shape)
+    b = [np.broadcast_to(a, shape) for a in (ret, w, size, held, sortable, bp_mask)]
+    chars = np.stack([np.broadcast_to(c, shape) for c in (bp, prof, inv)], axis=-1)
+    return double_sort(b[0], b[1], b[2], chars, held=b[3], sortable=b[4], breakpoint_mask=b[5])
+
+
+def ff5_factors(
+    ds: xr.Dataset,
+    *,
+    rebalance: Literal["period", "annual"] = "period",
+    weight_lag: int = 1,
+    breakpoint_universe: str | xr.DataArray | None = None,
+    universe: str | xr.DataArray | None = None,
+    risk_free: str | xr.DataArray | float | None = None,
+    returns: str = "returns",
+    market_cap: str = "market_cap",
+    book_to_price: str = "book_to_price",
+    profitability: str = "profitability",
+    investment: str = "investment",
+    merge: bool = False,
+) -> xr.Dataset:
+    """Fama-French five factors and the 18 sort portfolios.
+
+    Independent 2x3 sorts: size at the median of the breakpoint universe, and each
+    characteristic (``book_to_price``, ``profitability``, ``investment``) at its
+    30th/70th percentiles over the breakpoint universe. Buckets are right-closed
+    (``x <= q30`` low, ``x > q70`` high, ``cap <= median`` small). An asset
+    missing a characteristic leaves that sort only; an asset without a cap, a
+    return or outside ``universe`` leaves every sort and MKT. Portfolio returns
+    are value-weighted by the cap.
+
+    Factors (DESIGN.md §6): MKT = cap-weighted return of all held assets (minus
+    ``risk_free``); SMB = mean over the three sorts of (mean of the 3 small legs
+    - mean of the 3 big legs); HML = ½(SH+BH) − ½(SL+BL) on book_to_price;
+    RMW = ½(SH+BH) − ½(SL+BL) on profitability (robust minus weak);
+    CMA = ½(SL+BL) − ½(SH+BH) on investment (long conservative = low investment).
+    A factor is NaN when one of its buckets is empty.
+
+    Parameters
+    ----------
+    ds : Dataset
+        ``returns`` (date, asset) simple returns over each date or period;
+        ``market_cap`` (date, asset) cap known before that return; the three
+        characteristics (date, asset), as of the date (known before its return).
+        ``asset`` must be a single Dask chunk; ``date`` may be chunked.
+    rebalance : {"period", "annual"}
+        "period": re-sort on every date from that date's values (the seed's mode).
+        "annual": form portfolios on the first date of each July from the values
+        stamped there (known at the end of June) and hold them July-June; dates
+        before the first formation are NaN.
+    weight_lag : {1, 0}
+        1 (default): sort on and weight by ``market_cap`` exactly as stamped, i.e.
+        the cap known before the return. 0 (seed compat, looks ahead): use the cap
+        after the return, i.e. the next date's ``market_cap`` (the last date is NaN).
+    breakpoint_universe : str or DataArray of bool (date, asset) or (asset,), optional
+        Assets that set the breakpoints (e.g. NYSE). Default: every sortable asset.
+    universe : str or DataArray of bool, optional
+        Assets allowed at all (e.g. excluding one exchange). Default: all.
+    risk_free : str, DataArray (date,) or float, optional
+        Subtracted from MKT only.
+    returns, market_cap, book_to_price, profitability, investment : str
+        Variable names in ``ds``.
+    merge : bool
+        Return ``ds`` with the outputs added instead of a new Dataset.
+
+    Returns
+    -------
+    Dataset over ``date`` with ``MKT``, ``SMB``, ``HML``, ``RMW``, ``CMA``
+    (fractions per date), ``portfolio_returns(date, sort, portfolio)`` (NaN for an
+    empty bucket) and ``portfolio_count(date, sort, portfolio)`` (int64). ``sort``
+    is ("book_to_price", "profitability", "investment"); ``portfolio`` is
+    ("SL", "SM", "SH", "BL", "BM", "BH"): Small/Big by Low/Mid/High characteristic
+    (for investment, L = conservative, H = aggressive).
+
+    Raises
+    ------
+    ValidationError
+        Missing or mis-shaped variables, chunked ``asset``, misaligned masks or
+        risk-free series, or invalid options.
+    """
+    if rebalance not in ("period", "annual"):
+        raise ValidationError("rebalance", f"got {rebalance!r}", "use 'period' or 'annual'")
+    if weight_lag not in (0, 1):
+        raise ValidationError(
+            "weight_lag", f"got {weight_lag!r}", "use 1 (cap before the return) or 0 (seed)"
+        )
+    names = {
+        "returns": returns,
+        "market_cap": market_cap,
+        "book_to_price": book_to_price,
+        "profitability": profitability,
+        "investment": investment,
+    }
+    ds_v = validate(ds, list(names), names=names)
+    arrays = {}
+    for canon, actual in names.items():
+        var = ds_v[actual]
+        check_core_unchunked(var, "asset", actual)
+        arrays[canon] = var.transpose("date", "asset")
+    ret = arrays["returns"]
+    check_aligned({n: arrays[c] for c, n in names.items()}, ("date", "asset"))
+    held = _mask(ds, universe, "universe", ret)
+    bp_universe = _mask(ds, breakpoint_universe, "breakpoint_universe", ret)
+    rf = _risk_free(ds, risk_free, ret)
+
+    cap = arrays["market_cap"]
+    if weight_lag == 0:
+        cap = cap.shift(date=-1)
+    size, chars, sortable, bp_mask = cap, [arrays[s] for s in SORTS], held, bp_universe
+    if rebalance == "annual":
+        idx = formation_index(ret.indexes["date"])
+        size = _at_formation(cap, idx, np.nan)
+        chars = [_at_formation(c, idx, np.nan) for c in chars]
+        sortable = _at_formation(held, idx, False)
+        bp_mask = _at_formation(bp_universe, idx, False)
+
+    port, count, market = xr.apply_ufunc(
+        _sort_block,
+        ret,
+        cap,
+        size,
+        *chars,
+        held,
+        sortable,
+        bp_mask,
+        input_core_dims=[["asset"]] * 9,
+        output_core_dims=[["sort", "portfolio"], ["sort", "portfolio"], []],
+        dask="parallelized",
+        output_dtypes=[float, np.int64, float],
+        dask_gufunc_kwargs={"output_sizes": {"sort": len(SORTS), "portfolio": len(PORTFOLIOS)}},
+    )
+    coords = {
+        "sort": np.array(SORTS, dtype=object),
+        "portfolio": np.array(PORTFOLIOS, dtype=object),
+    }
+    port = port.assign_coords(coords)
+    count = count.assign_coords(coords)
+
+    def leg(sort: str, legs: list[str]) -> xr.DataArray:
+        return port.sel(sort=sort, portfolio=legs).mean("portfolio", skipna=False)
+
+    small = port.sel(portfolio=["SL", "SM", "SH"]).mean("portfolio", skipna=False)
+    big = port.sel(portfolio=["BL", "BM", "BH"]).mean("portfolio", skipna=False)
+    smb = (small - big).mean("sort", skipna=False)
+    high_minus_low = {s: leg(s, ["SH", "BH"]) - leg(s, ["SL", "BL"]) for s in SORTS}
+    out = xr.Dataset(
+        {
+            "MKT": (market - rf).assign_attrs(
+                long_name="cap-weighted market return"
+                + (" minus risk-free" if risk_free is not None else ""),
+                units="fraction",
+            ),
+            "SMB": smb.drop_vars("sort", errors="ignore").assign_attrs(
+                long_name="small minus big: mean of the three size legs", units="fraction"
+            ),
+            "HML": high_minus_low["book_to_price"]
+            .drop_vars("sort")
+            .assign_attrs(long_name="high minus low book-to-price", units="fraction"),
+            "RMW": high_minus_low["profitability"]
+            .drop_vars("sort")
+            .assign_attrs(long_name="robust minus weak profitability", units="fraction"),
+            "CMA": (-high_minus_low["investment"])
+            .drop_vars("sort")
+            .assign_attrs(long_name="conservative minus aggressive investment", units="fraction"),
+            "portfolio_returns": port.assign_attrs(
+                long_name="value-weighted 2x3 sort portfolio returns", units="fraction"
+            ),
+            "portfolio_count": count.assign_attrs(long_name="number of assets per portfolio"),
+        },
+        attrs={"rebalance": rebalance, "weight_lag": weight_lag},
+    )
+    if merge:
+        return ds.assign(out.data_vars)
+    return out

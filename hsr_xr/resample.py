@@ -1,0 +1,243 @@
+"""Resample a daily panel to calendar weeks, months, quarters or years (DESIGN.md §1, §5).
+
+Periods come from the date index as integer period ordinals (never strings), so
+week 10 can never sort before week 2. The reductions are segment reductions
+(``np.*.reduceat``) over the date axis; on Dask the date chunks are first moved
+onto period edges so that no period straddles a chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .errors import ValidationError
+from .schema import VARIABLES, validate
+
+WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
+_FREQS = {
+    "M": "M",
+    "ME": "M",
+    "Q": "Q-DEC",
+    "QE": "Q-DEC",
+    "A": "Y-DEC",
+    "Y": "Y-DEC",
+    "YE": "Y-DEC",
+}
+
+
+def period_freq(freq: str, anchor: str = "FRI") -> str:
+    """The pandas Period frequency for ``freq`` ("W", "W-<DAY>", "M", "Q", "A")."""
+    f = str(freq).upper()
+    if f == "W":
+        f = f"W-{str(anchor).upper()}"
+    if f.startswith("W-"):
+        if f[2:] not in WEEKDAYS:
+            raise ValidationError(
+                "anchor", f"unknown week anchor {f[2:]!r}", f"use one of {list(WEEKDAYS)}"
+            )
+        return f
+    if f in _FREQS:
+        return _FREQS[f]
+    raise ValidationError(
+        "freq", f"unknown frequency {freq!r}", "use 'D', 'W' (or 'W-FRI' etc.), 'M', 'Q' or 'A'"
+    )
+
+
+def period_starts(dates: pd.DatetimeIndex, freq: str, anchor: str = "FRI") -> np.ndarray:
+    """Index of the first date of each period, for strictly increasing ``dates``.
+
+    Calendar weeks end on ``anchor`` ("W" = "W-FRI"); "M", "Q" and "A" are
+    calendar months, quarters and years. "D" makes every date its own period.
+
+    Returns
+    -------
+    ndarray of int64, shape (n_periods,)
+    """
+    if str(freq).upper() == "D":
+        return np.arange(len(dates), dtype=np.int64)
+    codes = dates.to_period(period_freq(freq, anchor)).asi8
+    change = np.ones(len(codes), dtype=bool)
+    change[1:] = codes[1:] != codes[:-1]
+    return np.flatnonzero(change).astype(np.int64)
+
+
+def _compound(block: np.ndarray, starts: np.ndarray, lengths: np.ndarray, full: bool):
+    """prod(1 + r) - 1 per period over the valid returns; NaN without (enough) data."""
+    valid = ~np.isnan(block)
+    growth = np.multiply.reduceat(np.where(valid, 1.0 + block, 1.0), starts, axis=0)
+    count = np.add.reduceat(valid.astype(np.int64), starts, axis=0)
+    need = lengths.reshape((-1,) + (1,) * (block.ndim - 1)) if full else 1
+    return np.where(count >= need, growth - 1.0, np.nan)
+
+
+def _first(block: np.ndarray, starts: np.ndarray, lengths: np.ndarray):
+    """Value stamped at each period's first date (its as-of value before the period)."""
+    return block[starts]
+
+
+def _last_valid(block: np.ndarray, starts: np.ndarray, lengths: np.ndarray):
+    """Last non-NaN value inside each period (NaN if none)."""
+    rows = np.arange(block.shape[0]).reshape((-1,) + (1,) * (block.ndim - 1))
+    if block.dtype.kind in "fc":
+        idx = np.where(np.isnan(block), -1, rows)
+    else:
+        idx = np.broadcast_to(rows, block.shape)
+    last = np.maximum.reduceat(idx, starts, axis=0)
+    out = np.take_along_axis(block, np.maximum(last, 0), axis=0)
+    if block.dtype.kind in "fc":
+        out = np.where(last >= 0, out, np.nan)
+    return out
+
+
+def _aligned_chunks(chunks: tuple[int, ...], starts: np.ndarray, n: int) -> tuple[int, ...]:
+    """Date chunks whose edges are moved back onto the start of the period they cut."""
+    edges = np.cumsum((0, *chunks))
+    inner = starts[np.searchsorted(starts, edges[1:-1], side="right") - 1]
+    edges = np.unique(np.concatenate([[0], inner, [n]]))
+    return tuple(int(c) for c in np.diff(edges))
+
+
+def _reduce(var: xr.DataArray, fn: Callable, starts: np.ndarray, **kwargs) -> xr.DataArray:
+    """Apply a per-period block reduction ``fn`` along ``date`` (NumPy or Dask)."""
+    var = var.transpose("date", ...)
+    n = var.sizes["date"]
+    lengths = np.diff(np.append(starts, n))
+    data = var.data
+    if isinstance(data, da.Array):
+        data = data.rechunk({0: _aligned_chunks(data.chunks[0], starts, n)})
+        edges = np.cumsum((0, *data.chunks[0]))
+        counts = tuple(int(c) for c in np.diff(np.searchsorted(starts, edges)))
+
+        def block_fn(block: np.ndarray, block_info=None) -> np.ndarray:
+            lo, hi = block_info[0]["array-location"][0]
+            sel = (starts >= lo) & (starts < hi)
+            return fn(block, starts[sel] - lo, lengths[sel], **kwargs)
+
+        dtype = float if fn is _compound else var.dtype
+        out = data.map_blocks(block_fn, chunks=(counts, *data.chunks[1:]), dtype=dtype)
+    else:
+        out = fn(np.asarray(data), starts, lengths, **kwargs)
+    coords = {k: c for k, c in var.coords.items() if "date" not in c.dims}
+    return xr.DataArray(out, dims=var.dims, coords=coords, attrs=var.attrs)
+
+
+def resample(
+    ds: xr.Dataset,
+    freq: str = "W",
+    *,
+    anchor: str = "FRI",
+    label: Literal["last", "first"] = "last",
+    characteristics: Literal["first", "last"] = "first",
+    require_full: bool = False,
+    returns: str | Sequence[str] = "returns",
+    end_of_period: Sequence[str] = ("close", "adj_close"),
+) -> xr.Dataset:
+    """Resample a (date, ...) panel to calendar periods, keeping the as-of rule.
+
+    - Returns (``returns``) are compounded over every date of the period:
+      prod(1 + r) - 1 over the valid returns; NaN if the asset has no valid
+      return in the period (or, with ``require_full``, misses any date).
+    - Characteristics and caps (every other variable with a ``date`` dim) take,
+      by default (``characteristics="first"``), the value stamped at the period's
+      first date. By the as-of convention that value is known before any of the
+      period's returns, so the period's ``market_cap`` is the cap at the end of
+      the previous period and sorts/weights on it do not look ahead.
+      ``characteristics="last"`` takes the last valid value inside the period
+      (the seed's LAST_VALUE); it contains information from within the period,
+      i.e. it looks ahead relative to the period's return. Use it only knowingly.
+    - End-of-period levels (``end_of_period``, prices by default) take the last
+      valid value inside the period: the close at the period's end.
+    - Variables without a ``date`` dim are kept as they are.
+
+    Parameters
+    ----------
+    ds : Dataset
+        Panel with a strictly increasing datetime ``date`` coordinate; ``date``
+        may be Dask-chunked anywhere (chunks are moved onto period edges).
+    freq : {"D", "W", "W-<DAY>", "M", "Q", "A"}
+        "D" returns ``ds`` unchanged apart from the period coordinates.
+    anchor : str
+        Last weekday of a calendar week for ``freq="W"`` ("FRI" by default).
+    label : {"last", "first"}
+        Label each period by its last (default) or first trading date.
+    characteristics : {"first", "last"}
+        As-of value at the period's first date (default) or last valid value
+        inside the period (look-ahead option).
+    require_full : bool
+        Make a period's return NaN unless the asset has a valid return on every
+        trading date of the period.
+    returns : str or sequence of str
+        Variables compounded as simple returns.
+    end_of_period : sequence of str
+        Level variables taken at the period's end; names absent from ``ds`` are ignored.
+
+    Returns
+    -------
+    Dataset with ``date`` = one label per period and coordinates
+    ``first_date(date)``, ``last_date(date)`` and ``n_dates(date)`` (trading
+    dates in the period).
+
+    Raises
+    ------
+    ValidationError
+        Bad coordinates, unknown ``freq``/``anchor``/options, or a missing or
+        non-float return variable.
+    """
+    if not isinstance(ds, xr.Dataset):
+        raise ValidationError("ds", f"expected a Dataset, got {type(ds).__name__}", "pass one")
+    if "date" not in ds.dims:
+        raise ValidationError("date", "the Dataset has no 'date' dim", "rename the time dim")
+    if label not in ("last", "first"):
+        raise ValidationError("label", f"got {label!r}", "use 'last' or 'first'")
+    if characteristics not in ("first", "last"):
+        raise ValidationError(
+            "characteristics", f"got {characteristics!r}", "use 'first' or 'last'"
+        )
+    ret_names = [returns] if isinstance(returns, str) else list(returns)
+    ds = validate(ds, [], optional=[v for v in VARIABLES if v not in ret_names])
+    for name in ret_names:
+        if name not in ds.data_vars:
+            raise ValidationError(
+                name, "return variable is missing", "add it, or pass returns=<name> (or ())"
+            )
+        if "date" not in ds[name].dims or ds[name].dtype.kind != "f":
+            raise ValidationError(
+                name, f"dims {ds[name].dims}, dtype {ds[name].dtype}", "need float with a date dim"
+            )
+    dates = ds.indexes["date"]
+    starts = period_starts(dates, freq, anchor)
+    ends = np.append(starts[1:], len(dates)) - 1
+
+    if str(freq).upper() == "D":
+        out = ds.copy()
+    else:
+        char_fn = _first if characteristics == "first" else _last_valid
+        new = {}
+        for name, var in ds.data_vars.items():
+            if "date" not in var.dims:
+                new[name] = var
+                continue
+            if name in ret_names:
+                reduced = _reduce(var, _compound, starts, full=require_full)
+            elif name in end_of_period:
+                reduced = _reduce(var, _last_valid, starts)
+            else:
+                reduced = _reduce(var, char_fn, starts)
+            new[name] = reduced.transpose(*var.dims)
+        coords = {k: c for k, c in ds.coords.items() if "date" not in c.dims}
+        out = xr.Dataset(new, coords=coords, attrs=ds.attrs)
+    labels = dates[ends] if label == "last" else dates[starts]
+    out = out.assign_coords(
+        date=labels,
+        first_date=("date", dates[starts]),
+        last_date=("date", dates[ends]),
+        n_dates=("date", (ends - starts + 1).astype(np.int64)),
+    )
+    out.attrs = {**ds.attrs, "freq": str(freq), "label": label, "characteristics": characteristics}
+    return out
