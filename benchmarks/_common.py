@@ -28,9 +28,15 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def report(name: str, rows: list[dict], extra: dict | None = None) -> Path:
-    """Print one line per case and write ``results/<name>.json``."""
-    print(f"{'case':<34} {'size':<28} {'ours_s':>9} {'baseline_s':>11} {'ratio':>8}")
+def report(name: str, rows: list[dict], extra: dict | None = None, unit: str = "s") -> Path:
+    """Print one line per case and write ``results/<name>.json``.
+
+    Each row has ``case``, ``size``, ``ours_s``, ``baseline_s`` and ``ratio``
+    (baseline / ours, so > 1 means ours is faster or smaller); ``unit`` labels
+    the printed columns when they hold something other than seconds.
+    """
+    ours, base = f"ours_{unit}", f"baseline_{unit}"
+    print(f"{'case':<34} {'size':<28} {ours:>9} {base:>11} {'ratio':>8}")
     for r in rows:
         print(
             f"{r['case']:<34} {r['size']:<28} {r['ours_s']:>9.4f} "
