@@ -52,8 +52,10 @@ def main() -> None:
         {"case": "open_store().load vs in-memory copy", "size": f"{size} {mb:.0f} MB",
          "ours_s": t_read, "baseline_s": t_np, "ratio": t_np / t_read},
     ]  # fmt: skip
-    print(f"write {mb / t_write:.0f} MB/s, read {mb / t_read:.0f} MB/s, "
-          f"on disk {disk:.0f} MB (compression {mb / disk:.1f}x), peak RSS {peak_rss_mib():.0f} MiB")  # fmt: skip
+    print(
+        f"write {mb / t_write:.0f} MB/s, read {mb / t_read:.0f} MB/s, on disk {disk:.0f} MB "
+        f"(compression {mb / disk:.1f}x), peak RSS {peak_rss_mib():.0f} MiB"
+    )
     report(
         "simulate",
         rows,
