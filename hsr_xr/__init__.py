@@ -16,6 +16,7 @@ from .frames import from_long_frame, from_wide_frames
 from .loadings import ZeroStdWarning, compute_loadings, standardize, style_mapping
 from .regression import factor_regression
 from .resample import resample
+from .risk import risk_model
 from .schema import VARIABLES, validate
 from .simulate import simulate_market
 from .store import open_store, to_store
@@ -42,6 +43,7 @@ __all__ = [
     "portfolio_sets",
     "realized_vol",
     "resample",
+    "risk_model",
     "simulate_market",
     "standardize",
     "style_mapping",
