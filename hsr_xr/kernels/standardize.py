@@ -280,10 +280,12 @@ def combine(z: np.ndarray, mapping: np.ndarray) -> np.ndarray:
         NaN where a style has no descriptor value.
     """
     z = np.asarray(z, dtype=float)
-    mt = np.asarray(mapping, dtype=float).T  # (S, D)
+    m = np.asarray(mapping, dtype=float)
     have = ~np.isnan(z)
-    num = mt @ np.where(have, z, 0.0)
-    den = mt @ have.astype(float)
+    # einsum's own loops, not BLAS: a tiny (D, S) matrix against many rows, and no
+    # BLAS thread pool fighting the Dask worker threads
+    num = np.einsum("ds,...dn->...sn", m, np.where(have, z, 0.0))
+    den = np.einsum("ds,...dn->...sn", m, have.astype(float))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, num / den, np.nan)
 
