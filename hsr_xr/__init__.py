@@ -17,6 +17,7 @@ from .loadings import ZeroStdWarning, compute_loadings, standardize, style_mappi
 from .regression import factor_regression
 from .resample import resample
 from .risk import risk_model
+from .rolling import rolling_regression
 from .schema import VARIABLES, validate
 from .simulate import simulate_market
 from .store import open_store, to_store
@@ -44,6 +45,7 @@ __all__ = [
     "realized_vol",
     "resample",
     "risk_model",
+    "rolling_regression",
     "simulate_market",
     "standardize",
     "style_mapping",
