@@ -277,7 +277,8 @@ def clip_psd(F: np.ndarray, *, block: int = 64) -> tuple[np.ndarray, np.ndarray]
         neg = (w < 0).any(axis=1)
         if neg.any():
             w = np.maximum(w[neg], 0.0)
-            G[a:b][neg] = (U[neg] * w[:, None, :]) @ np.swapaxes(U[neg], -1, -2)
+            R = (U[neg] * w[:, None, :]) @ np.swapaxes(U[neg], -1, -2)
+            G[a:b][neg] = 0.5 * (R + np.swapaxes(R, -1, -2))
             clipped[a:b] = neg
     return _restore_invalid(G, valid), clipped
 
