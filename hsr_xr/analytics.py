@@ -443,6 +443,7 @@ def bias_statistics(
     horizon: int = 1,
     window: int = 63,
     *,
+    date=None,
     min_periods: int | None = None,
     returns: str = "returns",
     loadings: str = "loadings",
@@ -474,6 +475,10 @@ def bias_statistics(
     window : int
         Rolling window (outcomes) of the rolling bias statistic; its 95% band is
         ``1 ± sqrt(2/window)``.
+    date : slice or list of labels, optional
+        Evaluation period: outcomes (labelled by the return's date) outside it
+        are left out (e.g. ``slice("2016-01-01", None)`` to skip a warm-up and
+        compare presets on the same dates).
     min_periods : int, optional
         Finite outcomes a rolling window needs (default ``window``).
     fill_returns : float or None
@@ -513,6 +518,7 @@ def bias_statistics(
         blocks = blocks.coarsen(date=horizon).construct(date=("block", "step"))
         pr = blocks.sum("step", skipna=False).rename(block="date").assign_coords(date=starts)
         sigma = sigma.isel(date=slice(0, n_blocks * horizon, horizon)) * np.sqrt(horizon)
+    pr, sigma = _select(pr, date), _select(sigma, date)
     if _dask(pr, sigma):
         pr, sigma = pr.chunk({"date": -1}), sigma.chunk({"date": -1})
     pr, sigma = pr.transpose(..., "date"), sigma.transpose(..., "date")
@@ -669,6 +675,7 @@ def validation_table(
     *,
     window: int = 63,
     horizon: int = 1,
+    date=None,
     **set_options,
 ) -> pd.DataFrame:
     """Per portfolio set: mean bias statistic, MRAD and fraction of windows in the band.
@@ -681,8 +688,8 @@ def validation_table(
     weights : DataArray, optional
         weights(portfolio, date, asset) with a ``set`` coordinate; default
         :func:`portfolio_sets` (``set_options`` are passed to it).
-    window, horizon : int
-        As in :func:`bias_statistics`.
+    window, horizon, date
+        As in :func:`bias_statistics` (``date`` restricts the evaluation period).
 
     Returns
     -------
@@ -694,7 +701,7 @@ def validation_table(
     """
     if weights is None:
         weights = portfolio_sets(ds, **set_options)
-    res = bias_statistics(ds, weights, horizon=horizon, window=window).compute()
+    res = bias_statistics(ds, weights, horizon=horizon, window=window, date=date).compute()
     if "portfolio" not in res.dims:
         res = res.expand_dims(portfolio=["portfolio"])
     sets = res["set"].values if "set" in res.coords else np.array(["all"] * res.sizes["portfolio"])

@@ -459,3 +459,47 @@ def test_figures_return_figures_and_write_png(tmp_path):
         plots.plot_exposure_heatmap(risk)
     with pytest.raises(hx.ValidationError, match="rolling_bias"):
         plots.plot_bias(ds)
+
+
+# ----------------------------------------------------------------------------- seed defect
+
+
+def test_seed_defect_country_forced_to_zero_under_predicts():
+    """A strong market: ours is calibrated, the seed's zero-country behaviour is not.
+
+    Market shocks of ±3% on ~20% of dates are added to every return of a
+    simulation (loadings = the true exposures, to isolate regression + risk +
+    analytics). The seed's constraint forces the country return to zero, so the
+    market move lands in the specific returns; we emulate exactly that by
+    moving ``factor_returns[country]`` into ``specific_returns``.
+    """
+    ds = hx.simulate_market(n_dates=252, n_assets=400, n_industries=10, seed=0)
+    rng = np.random.default_rng(0)
+    move = np.where(rng.random(ds.sizes["date"]) < 0.2, rng.choice([-0.03, 0.03], 252), 0.0)
+    move = xr.DataArray(move, dims="date", coords={"date": ds.date})
+    ds = ds.assign(returns=ds.returns + move, loadings=ds.truth_exposures)
+    ours = hx.factor_regression(ds)
+    country = ours.factor_returns.sel(factor="country", drop=True)
+    seedlike = ours.assign(
+        factor_returns=ours.factor_returns.where(ours.factor != "country", 0.0),
+        specific_returns=ours.specific_returns + country,
+    )
+    # the seed's symptom: the cross-sectional mean specific return carries the market move
+    # (DESIGN §5: a 2% move gave a 1.97% mean specific return)
+    shock = move != 0
+
+    def signed_mean(x):
+        return float((x.mean("asset") * np.sign(move)).where(shock).mean())
+
+    assert abs(signed_mean(seedlike.specific_returns) - 0.03) < 0.005
+    assert abs(signed_mean(ours.specific_returns)) < 0.002
+
+    W = hx.portfolio_sets(ds, sets=["cap", "equal"])
+    good = hx.bias_statistics(hx.risk_model(ours, preset="seed"), W)
+    bad = hx.bias_statistics(hx.risk_model(seedlike, preset="seed"), W)
+    assert good.in_band.all(), good.bias.values  # ≈ 1, inside 1 ± sqrt(2/T)
+    assert (bad.bias > 1.5).all(), bad.bias.values  # realized >> predicted
+    # restricting the evaluation period uses only those outcomes
+    late = hx.bias_statistics(hx.risk_model(ours, preset="seed"), W, date=slice("2015-07-01", None))
+    assert (late.n_obs < good.n_obs).all()
+    assert late.date.values[0] >= np.datetime64("2015-07-01")
