@@ -83,10 +83,16 @@ def _factor_array(
                 "rename the dims, or pass a Dataset of factor series over 'date'",
             )
         arr = factors
-        if factor_names is not None:
-            arr = arr.sel(factor=list(factor_names))
         if "factor" not in arr.coords:
             arr = arr.assign_coords(factor=[f"factor_{i}" for i in range(arr.sizes["factor"])])
+        if factor_names is not None:
+            have = [str(f) for f in arr.factor.values]
+            missing = [n for n in factor_names if n not in have]
+            if missing:
+                raise ValidationError(
+                    "factor_names", f"{missing} not in factors (have: {have})", "choose among them"
+                )
+            arr = arr.sel(factor=list(factor_names))
     else:
         raise ValidationError(
             "factors",

@@ -216,6 +216,12 @@ def test_nan_where_undefined():
     assert np.isnan(res["betas"][3, 80:]).all()
     assert np.isnan(res["residual"][3, 75:]).all()
     assert np.isfinite(res["prediction"][3, 75:80]).all()
+    # A factor that never varies is collinear with the intercept: NaN everywhere.
+    x_const = x.copy()
+    x_const[:, 2] = 0.001
+    res_const = _kernel(y, x_const, 20, window_type="dates", min_obs=15, stderr=True)
+    for name in ("intercept", "betas", "prediction", "residual", "alpha", "r2", "betas_stderr"):
+        assert np.isnan(res_const[name]).all(), name
     # observations: window larger than the history -> all NaN
     res = _kernel(y, x, 99, window_type="observations")
     assert np.isnan(res["betas"][2]).all()
@@ -322,6 +328,7 @@ def _bad_calls():
         ("factors", dict(returns=returns, factors=factors.rename(factor="f"))),
         ("factors", dict(returns=returns, factors=ds.expand_dims(asset=["A"]))),
         ("factor_names", dict(returns=returns, factors=ds, factor_names=["MKT", "XYZ"])),
+        ("factor_names", dict(returns=returns, factors=factors, factor_names=["XYZ"])),
         ("window", dict(returns=returns, factors=factors, window=3)),
         ("window_type", dict(returns=returns, factors=factors, window_type="rows")),
         ("min_obs", dict(returns=returns, factors=factors, window=20, min_obs=2)),
@@ -331,7 +338,7 @@ def _bad_calls():
     ]
 
 
-@pytest.mark.parametrize("case", range(14))
+@pytest.mark.parametrize("case", range(15))
 def test_bad_input_raises_validation_error(case):
     name, kwargs = _bad_calls()[case]
     kwargs.setdefault("window", 20)
