@@ -40,6 +40,7 @@ def ref_row(x, w, *, lower=0.001, upper=0.999, n_std=3.0, std="cap", min_valid=2
     lo = np.nanquantile(x[has], lower) if lower is not None else -np.inf
     hi = np.nanquantile(x[has], upper) if upper is not None else np.inf
     x = np.clip(x, lo, hi)
+    scale = np.nanmax(np.abs(x))  # a std at most 1e-12 * scale counts as zero
     ww = w[wok] / w[wok].sum()
 
     def stats(v):
@@ -52,7 +53,7 @@ def ref_row(x, w, *, lower=0.001, upper=0.999, n_std=3.0, std="cap", min_valid=2
     if n_std is not None:
         x = np.clip(x, m1 - n_std * s1, m1 + n_std * s1)
     m2, s2 = stats(x)
-    if not s2 > K.ZERO_STD_RTOL * np.max(np.abs(x[wok])):
+    if not s2 > K.ZERO_STD_RTOL * scale:
         return nan, "zero"
     info = dict(lo=lo, hi=hi, m1=m1, s1=s1, m2=m2, s2=s2)
     return (x - m2) / s2, info

@@ -55,6 +55,12 @@ def row_quantiles(x: np.ndarray, q: np.ndarray | list[float] | float) -> np.ndar
         raise ValueError(f"quantile levels must lie in [0, 1], got {qs.tolist()}")
     srt = np.sort(x, axis=-1)  # NaN sort last
     n = np.count_nonzero(~np.isnan(x), axis=-1)[..., None]  # (B..., 1)
+    out = _sorted_quantiles(srt, n, qs)
+    return out if np.ndim(q) else out[..., 0]
+
+
+def _sorted_quantiles(srt: np.ndarray, n: np.ndarray, qs: np.ndarray) -> np.ndarray:
+    """Linear-interpolation quantiles of rows sorted with their ``n`` values first."""
     # numpy's "linear" virtual index: n*q + (1 - q) - 1 == (n - 1) * q
     virtual = n * qs + (1.0 + qs * -1.0) - 1.0  # (B..., Q)
     prev = np.floor(virtual)
@@ -64,10 +70,10 @@ def row_quantiles(x: np.ndarray, q: np.ndarray | list[float] | float) -> np.ndar
     next_i = np.clip(prev + 1, 0, last).astype(np.intp)
     a = np.take_along_axis(srt, prev_i, axis=-1)
     b = np.take_along_axis(srt, next_i, axis=-1)
-    diff = b - a
-    out = np.where(gamma >= 0.5, b - diff * (1.0 - gamma), a + diff * gamma)
-    out = np.where(n > 0, out, np.nan)
-    return out if np.ndim(q) else out[..., 0]
+    with np.errstate(invalid="ignore"):  # inf - inf on rows without values
+        diff = b - a
+        out = np.where(gamma >= 0.5, b - diff * (1.0 - gamma), a + diff * gamma)
+    return np.where(n > 0, out, np.nan)
 
 
 def quantile_clip(x: np.ndarray, lower: float | None, upper: float | None) -> np.ndarray:
@@ -167,21 +173,29 @@ def _rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _moments(
-    x0: np.ndarray, ok: np.ndarray, wv: np.ndarray, tot: np.ndarray, n: np.ndarray, std: str
+    x: np.ndarray,
+    wv: np.ndarray,
+    tot: np.ndarray,
+    okf: np.ndarray | None,
+    n: np.ndarray,
+    buf: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Weighted mean and the chosen std, shape (B..., 1).
 
-    ``x0`` holds the values with 0 outside ``ok``; ``wv`` the weights with 0
-    outside ``ok``; ``tot`` and ``n`` the total weight and count of ``ok``.
+    ``x`` is finite everywhere; ``wv`` is 0 outside the weighted assets, so the
+    filler values there do not count. ``okf`` (float mask of the weighted
+    assets) selects the equal-weighted std; ``None`` the weighted one. ``buf``
+    is scratch space of the shape of ``x``.
     """
-    m = _rowdot(wv, x0)[..., None] / tot
-    if std == "cap":
-        dev = x0 - m
-        var = _rowdot(wv * dev, dev)[..., None] / tot
+    m = _rowdot(wv, x)[..., None] / tot
+    if okf is None:
+        np.subtract(x, m, out=buf)
+        np.multiply(buf, buf, out=buf)
+        var = _rowdot(wv, buf)[..., None] / tot
     else:  # equal-weighted std about the equal-weighted mean
-        dev = x0 - x0.sum(axis=-1, keepdims=True) / n
-        np.copyto(dev, 0.0, where=~ok)
-        var = _rowdot(dev, dev)[..., None] / n
+        np.subtract(x, _rowdot(okf, x)[..., None] / n, out=buf)
+        np.multiply(buf, buf, out=buf)
+        var = _rowdot(okf, buf)[..., None] / n
     return m, np.sqrt(var)
 
 
@@ -208,10 +222,12 @@ def standardize(
 
     The mean is always weighted. ``std="cap"`` (seed) uses the weighted std,
     ``std="equal"`` (Barra USE4) the equal-weighted std of the assets that have
-    a value and a valid weight; both are population stds. A std that is zero
-    (at most ``ZERO_STD_RTOL * max|x|``) gives an all-NaN row (status 2).
-    Assets with a value but no valid weight are still clipped and standardized
-    with the statistics of the others.
+    a value and a valid weight; both are population stds. A std that is zero,
+    i.e. at most ``ZERO_STD_RTOL`` times the largest absolute value left after
+    step 2, gives an all-NaN row (status 2). Assets with a value but no valid
+    weight are still clipped and standardized with the statistics of the
+    others. NaN is missing; +-inf are values (outliers that the quantile clip
+    normally removes; a row where one survives gets a NaN std, i.e. status 2).
 
     Parameters
     ----------
@@ -237,28 +253,43 @@ def standardize(
     """
     if std not in STD_KINDS:
         raise ValueError(f"std must be one of {STD_KINDS}, got {std!r}")
-    x = np.asarray(x, dtype=float)
+    x = np.ascontiguousarray(x, dtype=float)
     w = np.asarray(weights, dtype=float)
     w_ok = np.isfinite(w) & (w >= 0)
-    ok = ~np.isnan(x) & w_ok
-    wv = np.where(ok, w, 0.0)
+    w0 = np.where(w_ok, w, 0.0)
+    has = ~np.isnan(x)
+    ok = has & w_ok
     n = np.count_nonzero(ok, axis=-1)[..., None]
+    wv = has * w0  # 0 outside the weighted assets
     tot = wv.sum(axis=-1, keepdims=True)
     valid = (n >= max(int(min_valid), 1)) & (tot > 0)
+    okf = ok.astype(float) if std == "equal" else None
+
+    # step 2: missing values become +inf, sort last and are clipped to the upper bound,
+    # so that xc is finite everywhere and the weighted sums need no masking
+    xc = np.fmin(x, np.inf)
+    srt = np.sort(xc, axis=-1)
+    n_has = np.count_nonzero(has, axis=-1)[..., None]
+    levels = np.array([0.0 if lower is None else lower, 1.0 if upper is None else upper])
+    bounds = _sorted_quantiles(srt, n_has, levels)
+    lo = bounds[..., :1] if lower is not None else np.full_like(bounds[..., :1], -np.inf)
+    hi = bounds[..., 1:]  # the row maximum when upper is None
+    scale = np.maximum(np.abs(bounds[..., :1]), np.abs(hi))
     with np.errstate(invalid="ignore", divide="ignore"):
-        xc = quantile_clip(x, lower, upper)
-        x0 = np.where(ok, xc, 0.0)
-        m, s = _moments(x0, ok, wv, tot, n, std)
+        np.clip(xc, lo, hi, out=xc)
+        m, s = _moments(xc, wv, tot, okf, n, srt)
         if n_std is not None:
-            np.clip(xc, m - n_std * s, m + n_std * s, out=xc)
-            x0 = np.where(ok, xc, 0.0)
-            m, s = _moments(x0, ok, wv, tot, n, std)
-        scale = np.maximum(x0.max(axis=-1, keepdims=True), -x0.min(axis=-1, keepdims=True))
+            # m lies inside [lo, hi], so the two clips compose into one clip
+            lo = np.maximum(lo, m - n_std * s)
+            hi = np.minimum(hi, m + n_std * s)
+            np.clip(xc, lo, hi, out=xc)
+            m, s = _moments(xc, wv, tot, okf, n, srt)
         zero = valid & ~(s > ZERO_STD_RTOL * scale)
         good = valid & ~zero
         inv = np.where(good, 1.0 / s, np.nan)
-        xc -= m
-        xc *= inv
+        np.clip(x, lo, hi, out=xc)  # from the raw values again: missing stays NaN
+        np.subtract(xc, m, out=xc)
+        np.multiply(xc, inv, out=xc)
     status = np.where(valid, np.where(zero, STATUS_ZERO_STD, STATUS_OK), STATUS_TOO_FEW)
     return xc, status[..., 0].astype(np.int8)
 
