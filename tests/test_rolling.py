@@ -345,3 +345,22 @@ def test_bad_input_raises_validation_error(case):
     with pytest.raises(ValidationError) as info:
         hx.rolling_regression(**kwargs)
     assert info.value.variable == name
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    n_dates=st.integers(8, 70),
+    window=st.integers(8, 30),
+    slack=st.integers(0, 10),
+    gap=st.sampled_from([0.0, 0.1, 0.4]),
+    seed=st.integers(0, 2**16),
+)
+def test_observations_property_random_panels(n_dates, window, slack, gap, seed):
+    """Random sizes, windows and gap densities: kernel equals the lstsq loop."""
+    returns, factors, _ = _panel(n_dates=n_dates, n_assets=5, k=2, gap=gap, seed=seed)
+    y, x = returns.values.T, factors.values
+    min_obs = max(8, window - slack)  # well-conditioned: >= 5 residual dof
+    res = _kernel(y, x, window, min_obs=min_obs)
+    ref = _seed_reference(y, x, window, min_obs)
+    for name in ("intercept", "betas", "alpha", "r2"):
+        _close(res[name], ref[name], rtol=1e-7, atol=1e-10)
