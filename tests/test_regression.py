@@ -340,8 +340,11 @@ def test_dask_irregular_chunks_equal_numpy_and_stay_lazy(dated_industry):
     assert lazy.factor_returns.chunks is not None
     assert lazy.specific_returns.chunks[0] == (3, 1, 4, 2)
     computed = lazy.compute()
-    for name in ["factor_returns", "specific_returns", "factor_returns_se", "regression_status"]:
-        xr.testing.assert_identical(computed[name], eager[name])
+    # a chunk whose dates share industry codes takes the sorted fast path: equal to rounding
+    for name in ["factor_returns", "specific_returns", "factor_returns_se", "regression_r2"]:
+        xr.testing.assert_allclose(computed[name], eager[name], rtol=1e-11, atol=1e-15)
+    xr.testing.assert_identical(computed.regression_status, eager.regression_status)
+    xr.testing.assert_identical(computed.regression_n_assets, eager.regression_n_assets)
 
 
 def test_dask_warns_once_at_compute():
