@@ -18,6 +18,10 @@ Assets whose valid observations coincide with the factors' valid dates (no gaps
 of their own) share one factor Gram matrix and one Cholesky factor per date;
 only assets with gaps pay for per-asset Gram matrices.
 
+Python loops run only over the factor index (the unrolled K x K algebra) and over
+slabs of assets (cache blocking: each slab is a fully vectorized (asset, date)
+computation); there is no loop over single assets or dates.
+
 Window types
 ------------
 ``"observations"``
@@ -156,7 +160,7 @@ def _forward(low, rhs: list[np.ndarray]) -> list[np.ndarray]:
 def _backward(low, z: list[np.ndarray]) -> list[np.ndarray]:
     """Solve ``L^T b = z``."""
     k = len(z)
-    b: list[np.ndarray] = [None] * k  # type: ignore[list-item]
+    b: list = [None] * k
     for i in range(k - 1, -1, -1):
         s = z[i]
         for m in range(i + 1, k):
