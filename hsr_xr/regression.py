@@ -32,7 +32,12 @@ _OUTPUTS = (
     ("regression_n_assets", (), np.int64, {"long_name": "assets in the fit set"}),
     ("regression_r2", (), float, {"long_name": "weighted centered R^2 of the fit"}),
     ("regression_vef", (), float, {"long_name": "weighted uncentered variance explained"}),
-    ("regression_cond", (), float, {"long_name": "1-norm condition number, scaled system"}),
+    (
+        "regression_cond",
+        (),
+        float,
+        {"long_name": "1-norm cond. number, scaled country/style system"},
+    ),
     ("regression_status", (), np.int8, STATUS_ATTRS),
 )
 
@@ -139,8 +144,10 @@ def factor_regression(
     min_dof : int
         A date needs at least (free parameters + ``min_dof``) fit-set assets.
     max_cond : float
-        Dates whose unit-diagonal-scaled reduced normal matrix has a larger
-        1-norm condition number are flagged singular.
+        Dates whose system has a larger condition number are flagged singular.
+        ``regression_cond`` is the 1-norm condition number of the
+        unit-diagonal-scaled (1 + S) x (1 + S) country/style system left after
+        profiling out the constrained industries (its Schur complement).
     merge : bool
         Return ``ds`` with the outputs added (True) or only the outputs.
 

@@ -7,14 +7,25 @@ Model per date t (one row of the batch), over the assets n of the fit set:
 
 with c_k industry k's share of market cap in the fit set. The country factor
 is free. The normal equations are assembled from integer industry codes with
-segment sums (no dummy matrices). The constraint is eliminated by expressing
-the largest-cap industry through the others (f_ref = -sum_{k != ref} c_k/c_ref
-f_k), which leaves a symmetric positive definite reduced system of size
-K - 1 = S + J. Industries with no member on a date are decoupled (unit
-diagonal, zero right-hand side) and reported as NaN. The reduced system is
-scaled to unit diagonal and solved for all dates at once by Cholesky; a date
-whose factorization fails, or whose scaled condition number exceeds
-``max_cond``, is flagged and gets NaN, without affecting the other dates.
+segment sums (no dummy matrices): X'WX = [[P, Q], [Q', D]] with P the
+(1 + S) x (1 + S) country/style block, Q the (1 + S) x J cross block and D the
+diagonal industry block. The industries are profiled out under the constraint,
+
+    f_ind = H (b_ind - Q' g),   H = D^-1 - (D^-1 c)(D^-1 c)' / (c' D^-1 c),
+
+so g = (f_country, f_styles) solves the (1 + S) x (1 + S) Schur complement
+G g = b_g - Q H b_ind with G = P - Q H Q' (positive definite when the model is
+identified). The constraint then holds by construction. G is scaled to unit
+diagonal and factorized by Cholesky for all dates at once; a date whose
+factorization fails, or whose scaled 1-norm condition number exceeds
+``max_cond``, gets NaN and a status flag without affecting the other dates.
+Industries with no member on a date are dropped from that date's system
+(NaN return). The constrained inverse Psi (Cov = sigma^2 Psi) has blocks
+G^-1, -G^-1 Q H and H + H Q' G^-1 Q H, which gives the standard errors.
+
+When every date shares the same industry codes (``industry(asset)``), the
+assets are sorted by code once so that industry sums are a single
+``np.add.reduceat``; date-varying codes use :func:`segment_sum`.
 
 Everything here is pure NumPy over a leading date axis; nothing loops over
 dates or assets.
@@ -59,7 +70,7 @@ class RegressionResult(NamedTuple):
     n_assets: np.ndarray  # (T,) int64, size of the fit set
     r2: np.ndarray  # (T,) weighted centered R^2
     vef: np.ndarray  # (T,) weighted uncentered variance explained (seed)
-    cond: np.ndarray  # (T,) 1-norm condition number of the scaled reduced system
+    cond: np.ndarray  # (T,) 1-norm condition number of the scaled Schur complement G
     status: np.ndarray  # (T,) int8, see STATUS_MEANINGS
 
 
@@ -234,7 +245,8 @@ def regress(
     min_dof : int
         Fit-set size must be at least the number of free parameters plus this.
     max_cond : float
-        Dates whose scaled reduced system has a larger 1-norm condition number
+        Dates whose unit-diagonal-scaled Schur complement G (see module
+        docstring) has a larger 1-norm condition number
         are flagged singular.
 
     Returns
