@@ -245,6 +245,12 @@ def _xs(func, *args: xr.DataArray, out_dims=(), n_out=1, kwargs=None):
     )
 
 
+def _scale_floor(var: np.ndarray, scale: np.ndarray, *, floor: float) -> np.ndarray:
+    """``max(var * scale, floor)`` with NaN kept (one pass)."""
+    out = np.multiply(var, scale)
+    return np.maximum(out, floor, out=out)
+
+
 def _specific_side(
     ds: xr.Dataset,
     opts: dict[str, Any],
@@ -266,20 +272,23 @@ def _specific_side(
         "halflife": float(opts["specific_halflife"]),
         "lags": int(opts["specific_lags"]),
         "min_periods": int(opts["specific_min_periods"]),
-        "history_window": int(opts["structural_window"]),
     }
+    n_ts = 1
+    if opts["structural"]:
+        ts_kwargs["history_window"] = int(opts["structural_window"])
+        n_ts = 2
     inputs = [e] if clip is None else [e, clip]
-    var, hist = xr.apply_ufunc(
+    res = xr.apply_ufunc(
         kspec.specific_ewma,
         *inputs,
         input_core_dims=[["date"]] * len(inputs),
-        output_core_dims=[["date"], ["date"]],
+        output_core_dims=[["date"]] * n_ts,
         kwargs=ts_kwargs,
         dask="parallelized",
-        output_dtypes=[float, float],
+        output_dtypes=[float] * n_ts,
     )
+    var, hist = res if n_ts == 2 else (res, None)
     var = _cross(var.transpose("date", "asset"), dc)
-    hist = _cross(hist.transpose("date", "asset"), dc)
     out = {}
 
     if opts["specific_fill"] or opts["specific_shrink"]:
@@ -310,7 +319,7 @@ def _specific_side(
         var = _xs(
             kspec.structural_blend,
             var,
-            hist,
+            _cross(hist.transpose("date", "asset"), dc),
             load,
             ind,
             w,
@@ -342,8 +351,15 @@ def _specific_side(
         var = var * lam**2
     out["specific_vra_lambda"] = lam
 
-    var = var * regime**2 * float(opts["horizon"])
-    var = var.where(var.isnull() | (var > opts["specific_floor"]), opts["specific_floor"])
+    scale = regime**2 * float(opts["horizon"])
+    var = xr.apply_ufunc(
+        _scale_floor,
+        var,
+        scale,
+        kwargs={"floor": float(opts["specific_floor"])},
+        dask="parallelized",
+        output_dtypes=[float],
+    )
     out["specific_var"] = var.transpose("date", "asset")
     return xr.Dataset(out)
 

@@ -29,11 +29,16 @@ def decay(halflife: float) -> float:
 
 
 def ewma_scan(
-    x: np.ndarray, lam: float, *, axis: int = 0, carry: np.ndarray | None = None
+    x: np.ndarray,
+    lam: float,
+    *,
+    axis: int = 0,
+    carry: np.ndarray | None = None,
+    overwrite: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exponentially decayed running sum ``y_t = lam * y_{t-1} + x_t`` along ``axis``.
 
-    Vectorized as a scaled cumulative sum, ``y_t = lam**t (y_{-1} lam + sum_s lam**-s x_s)``,
+    Vectorized as a scaled cumulative sum, ``y_t = lam**t (lam y_{-1} + sum_s lam**-s x_s)``,
     in sub-blocks short enough that ``lam**-n`` stays far from overflow; the result
     is as accurate as the recursion (errors made early are damped by the same decay).
 
@@ -45,29 +50,43 @@ def ewma_scan(
         Decay in (0, 1]; 1 is a plain cumulative sum.
     carry : ndarray, optional
         ``y_{-1}``, shape of ``x`` without ``axis`` (default zeros).
+    overwrite : bool
+        Reuse ``x`` (float64) as the output buffer.
 
     Returns
     -------
     y : ndarray, shape of ``x``
     last : ndarray, the final ``y`` (the carry for the next block)
     """
-    xt = np.moveaxis(np.asarray(x, dtype=float), axis, 0)
-    n = xt.shape[0]
-    out = np.empty(xt.shape)
-    state = np.zeros(xt.shape[1:]) if carry is None else np.asarray(carry, dtype=float)
+    x = np.asarray(x, dtype=float)
+    axis = axis % max(x.ndim, 1)
+    out = x if overwrite else np.empty(x.shape)
+    n = x.shape[axis]
+    state = None if carry is None else np.expand_dims(np.asarray(carry, dtype=float), axis)
     step = n if lam >= 1.0 else max(1, int(_MAX_LOG_GROWTH / -np.log(lam)))
-    bshape = (-1,) + (1,) * (xt.ndim - 1)
+    bshape = [1] * x.ndim
+    bshape[axis] = -1
+    idx = [slice(None)] * x.ndim
     for a in range(0, n, step):
         b = min(a + step, n)
-        e = np.arange(b - a, dtype=float)
-        grow = (lam**-e).reshape(bshape)
-        shrink = (lam**e).reshape(bshape)
-        c = np.cumsum(xt[a:b] * grow, axis=0)
-        c *= shrink
-        c += state * (lam * shrink)
-        out[a:b] = c
-        state = out[b - 1].copy()
-    return np.moveaxis(out, 0, axis), state
+        idx[axis] = slice(a, b)
+        sl = tuple(idx)
+        seg = out[sl]
+        if lam < 1.0:
+            e = np.arange(b - a, dtype=float)
+            np.multiply(x[sl], (lam**-e).reshape(bshape), out=seg)
+            np.cumsum(seg, axis=axis, out=seg)
+            if state is not None:
+                seg += lam * state
+            seg *= (lam**e).reshape(bshape)
+        else:
+            np.cumsum(x[sl], axis=axis, out=seg)
+            if state is not None:
+                seg += state
+        idx[axis] = slice(b - 1, b)
+        state = out[tuple(idx)].copy()
+    last = np.zeros(np.delete(x.shape, axis)) if state is None else np.squeeze(state, axis)
+    return out, last
 
 
 def bartlett(lags: int) -> np.ndarray:
@@ -114,62 +133,42 @@ def ewma_nw_variance(
     var : ndarray, shape of ``x`` (squared units of ``x``)
     n_obs : ndarray of int, observations up to and including each date
     """
-    x = np.asarray(x, dtype=float)
+    # date first: for the usual (asset, date) view of a (date, asset) array this makes
+    # every pass below contiguous
+    x = np.moveaxis(np.asarray(x, dtype=float), axis, 0)
     m = ~np.isnan(x)
     z = np.where(m, x, 0.0)
     mf = m.astype(float)
     lam = decay(halflife)
-    var = None
-    g0 = None
+    var = g0 = None
     weights = bartlett(lags)
     for lag in range(lags + 1):
-        num, _ = ewma_scan(z * _lagged(z, lag, axis), lam, axis=axis)
-        den, _ = ewma_scan(mf * _lagged(mf, lag, axis), lam, axis=axis)
+        num, _ = ewma_scan(z * _lagged(z, lag, 0), lam, overwrite=True)
+        w = mf.copy() if lag == 0 else mf * _lagged(mf, lag, 0)
+        den, _ = ewma_scan(w, lam, overwrite=True)
         with np.errstate(invalid="ignore", divide="ignore"):
-            g = num / den
+            g = np.divide(num, den, out=num)
         if lag == 0:
             g0 = g
-            var = g.copy()
+            var = g.copy() if lags else g
         else:
-            var += 2.0 * weights[lag - 1] * np.where(den > 0, g, 0.0)
+            g[den <= 0] = 0.0
+            var += 2.0 * weights[lag - 1] * g
     if lags:
         var = np.where(var > 0, var, g0)
-    n_obs = np.cumsum(m, axis=axis)
-    var = np.where(n_obs >= max(min_periods, 1), var, np.nan)
-    return var, n_obs
+    n_obs = np.cumsum(m, axis=0, dtype=np.int32)
+    var[n_obs < max(min_periods, 1)] = np.nan
+    return np.moveaxis(var, 0, axis), np.moveaxis(n_obs, 0, axis)
 
 
-def _cross_block(
-    z: np.ndarray, m: np.ndarray, a: int, b: int, lam: float, lags: int, state: list | None
-) -> tuple[np.ndarray, np.ndarray, list]:
-    """Newey–West EWMA cross-moment matrices for rows ``a:b`` (one date block).
+def _mask_groups(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct observation patterns of the columns of ``m (T, K)``: ``(T, G)`` floats, codes (K,).
 
-    Returns ``C (b-a, K, K)``, the plain lag-0 matrix ``G0`` and the carried state.
+    Pairwise EWMA weight sums depend only on the two columns' patterns, so they are
+    computed on the (usually tiny) G x G pattern pairs instead of K x K.
     """
-    weights = bartlett(lags)
-    state = state or [None] * (2 * (lags + 1))
-    new_state = []
-    za, ma = z[a:b], m[a:b]
-    C = G0 = None
-    for lag in range(lags + 1):
-        lo = a - lag
-        if lo >= 0:
-            zl, ml = z[lo : b - lag], m[lo : b - lag]
-        else:
-            zl = np.concatenate([np.zeros((-lo, z.shape[1])), z[: b - lag]])
-            ml = np.concatenate([np.zeros((-lo, z.shape[1])), m[: b - lag]])
-        num, s_num = ewma_scan(za[:, :, None] * zl[:, None, :], lam, carry=state[2 * lag])
-        den, s_den = ewma_scan(ma[:, :, None] * ml[:, None, :], lam, carry=state[2 * lag + 1])
-        new_state += [s_num, s_den]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            g = num / den
-        if lag == 0:
-            G0 = g
-            C = g.copy()
-        else:
-            g = np.where(den > 0, g, 0.0)
-            C += weights[lag - 1] * (g + g.transpose(0, 2, 1))
-    return C, G0, new_state
+    patterns, codes = np.unique(m.T, axis=0, return_inverse=True)
+    return patterns.T.astype(float), codes.reshape(-1)
 
 
 def ewma_covariance(
@@ -180,7 +179,6 @@ def ewma_covariance(
     vol_lags: int = 0,
     corr_lags: int = 0,
     min_periods: int = 1,
-    block: int = 128,
 ) -> np.ndarray:
     """EWMA factor covariance with separate volatility and correlation half-lives.
 
@@ -188,13 +186,20 @@ def ewma_covariance(
     :func:`ewma_nw_variance` (``vol_halflife``, ``vol_lags``); ``rho`` from the
     pairwise Newey–West EWMA cross moments ``C = G0 + sum_l w_l (G_l + G_l')``
     (``corr_halflife``, ``corr_lags``, ``G_l[i, j]`` pairing ``f_i,s`` with
-    ``f_j,s-l``), ``rho = C / sqrt(diag C diag C')`` clipped to [-1, 1]. With equal
-    half-lives, no lags and no missing data this is exactly the EWMA covariance.
+    ``f_j,s-l`` over the dates where both are observed, each lag normalized by its
+    own weight sum), ``rho = C / sqrt(diag C diag C')`` clipped to [-1, 1]. With
+    equal half-lives, no lags and no missing data this is exactly the EWMA covariance.
 
     A factor with fewer than ``min_periods`` observations has NaN rows/columns; a
     pair of valid factors observed together fewer than ``min_periods`` times gets
-    correlation 0. The result is symmetric but not yet PSD-clipped
+    correlation 0. The result is exactly symmetric but not yet PSD-clipped
     (see :func:`clip_psd`).
+
+    The K x K cross moments are updated by a recursion over dates (every step is a
+    few K x K array operations that stay in cache; measured ~2x faster than the
+    blocked cumulative-sum scan of :func:`ewma_scan` at K=73). The pairwise weight
+    sums depend only on the columns' observation patterns and are scanned,
+    vectorized, on the (few) distinct pattern pairs.
 
     Parameters
     ----------
@@ -207,28 +212,56 @@ def ewma_covariance(
     """
     f = np.asarray(f, dtype=float)
     T, K = f.shape
-    m = (~np.isnan(f)).astype(float)
-    z = np.where(m > 0, f, 0.0)
+    L = int(corr_lags)
+    m = ~np.isnan(f)
+    z = np.where(m, f, 0.0)
     var, _ = ewma_nw_variance(f, vol_halflife, lags=vol_lags, min_periods=min_periods, axis=0)
     sd = np.sqrt(var)
+    mg, code = _mask_groups(m)
+    single = mg.shape[1] == 1
     lam = decay(corr_halflife)
+    mp = max(min_periods, 1)
+    # inverse pairwise weight sums per lag (L+1, T, G, G); 0 where a lag has no pair
+    inv_w = np.empty((L + 1, T, mg.shape[1], mg.shape[1]))
+    for lag in range(L + 1):
+        den, _ = ewma_scan(mg[:, :, None] * _lagged(mg, lag, 0)[:, None, :], lam, overwrite=True)
+        with np.errstate(divide="ignore"):
+            inv_w[lag] = np.where(den > 0, 1.0 / den, 0.0)
+    few = np.cumsum(mg[:, :, None] * mg[:, None, :], axis=0) < mp  # (T, G, G)
+    few_any = few.any(axis=(1, 2))
+    weights = bartlett(L)
+    zpad = np.concatenate([np.zeros((L, K)), z])
+    lag_rows = L - np.arange(L + 1)
+    num = np.zeros((L + 1, K, K))
+    g = np.empty((L + 1, K, K))
+    buf = np.empty((K, K))
     out = np.empty((T, K, K))
-    state = None
-    pair_carry = None
-    eye = np.eye(K, dtype=bool)
-    for a in range(0, T, block):
-        b = min(a + block, T)
-        C, G0, state = _cross_block(z, m, a, b, lam, corr_lags, state)
-        pairs, pair_carry = ewma_scan(m[a:b, :, None] * m[a:b, None, :], 1.0, carry=pair_carry)
-        d2 = np.diagonal(C, axis1=1, axis2=2)
-        d2 = np.where(d2 > 0, d2, np.diagonal(G0, axis1=1, axis2=2))
-        d = np.sqrt(d2)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rho = C / (d[:, :, None] * d[:, None, :])
-        rho = np.clip(rho, -1.0, 1.0)
-        rho = np.where((pairs >= max(min_periods, 1)) & np.isfinite(rho), rho, 0.0)
-        rho[:, eye] = 1.0
-        out[a:b] = rho * sd[a:b, :, None] * sd[a:b, None, :]
+    diag = np.arange(K)
+    for t in range(T):
+        num *= lam
+        num += z[t][None, :, None] * zpad[t + lag_rows][:, None, :]
+        if single:
+            np.multiply(num, inv_w[:, t, 0, 0][:, None, None], out=g)
+        else:
+            np.multiply(num, inv_w[:, t][:, code][:, :, code], out=g)
+        C = out[t]
+        if L:
+            nw = np.tensordot(weights, g[1:], axes=1)
+            nw += nw.T.copy()  # exactly symmetric
+            np.add(g[0], nw, out=C)
+            d2 = C[diag, diag]
+            d2 = np.where(d2 > 0, d2, g[0, diag, diag])
+        else:
+            C[...] = g[0]
+            d2 = C[diag, diag]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inv = np.where(d2 > 0, 1.0 / np.sqrt(d2), 0.0)
+        C *= np.multiply.outer(inv, inv, out=buf)
+        np.clip(C, -1.0, 1.0, out=C)
+        if few_any[t]:
+            C[few[t][code][:, code]] = 0.0
+        C[diag, diag] = 1.0
+        C *= np.multiply.outer(sd[t], sd[t], out=buf)
     return out
 
 
@@ -249,38 +282,45 @@ def _restore_invalid(F: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 
 def clip_psd(F: np.ndarray, *, block: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetrize each ``F_t`` and clip its negative eigenvalues at 0.
+    """Clip the negative eigenvalues of each symmetric ``F_t`` at 0, in place.
 
     Dates whose matrix (restricted to its valid factors) passes a Cholesky test are
-    only symmetrized; the others are rebuilt as ``U diag(max(w, 0)) U'``. Rows and
-    columns of factors without a forecast stay NaN.
+    left as they are; the others are rebuilt as ``U diag(max(w, 0)) U'``
+    (symmetrized). Rows and columns of factors without a forecast stay NaN.
+
+    Parameters
+    ----------
+    F : ndarray (T, K, K)
+        Symmetric matrices; overwritten with the result.
 
     Returns
     -------
-    F : ndarray (T, K, K)
+    F : ndarray (T, K, K), the same array
     clipped : ndarray of bool (T,), whether a date's eigenvalues were clipped
     """
-    F = 0.5 * (F + np.swapaxes(F, -1, -2))
-    valid = _valid_factors(F)
-    G = _fill_invalid(F, valid)
-    eye = np.eye(F.shape[-1])
-    G_test = G + np.where(valid, 0.0, 1.0)[:, :, None] * eye
-    clipped = np.zeros(F.shape[0], dtype=bool)
-    for a in range(0, F.shape[0], block):
-        b = min(a + block, F.shape[0])
+    T, K = F.shape[:2]
+    eye = np.eye(K)
+    clipped = np.zeros(T, dtype=bool)
+    valid_all = _valid_factors(F)
+    for a in range(0, T, block):
+        b = min(a + block, T)
+        valid = valid_all[a:b]
+        full = bool(valid.all())
+        G = F[a:b] if full else _fill_invalid(F[a:b], valid)
         try:
-            np.linalg.cholesky(G_test[a:b])
+            np.linalg.cholesky(G if full else G + (~valid)[:, :, None] * eye)
             continue
         except np.linalg.LinAlgError:
             pass
-        w, U = np.linalg.eigh(G[a:b])
+        w, U = np.linalg.eigh(G)
         neg = (w < 0).any(axis=1)
-        if neg.any():
-            w = np.maximum(w[neg], 0.0)
-            R = (U[neg] * w[:, None, :]) @ np.swapaxes(U[neg], -1, -2)
-            G[a:b][neg] = 0.5 * (R + np.swapaxes(R, -1, -2))
-            clipped[a:b] = neg
-    return _restore_invalid(G, valid), clipped
+        if not neg.any():
+            continue
+        R = (U[neg] * np.maximum(w[neg], 0.0)[:, None, :]) @ np.swapaxes(U[neg], -1, -2)
+        R = 0.5 * (R + np.swapaxes(R, -1, -2))
+        F[a:b][neg] = R if full else _restore_invalid(R, valid[neg])
+        clipped[a:b] = neg
+    return F, clipped
 
 
 def eigen_bias(D: np.ndarray, Z: np.ndarray, *, floor: float = 1e-12) -> np.ndarray:

@@ -28,8 +28,8 @@ def specific_ewma(
     halflife: float,
     lags: int = 0,
     min_periods: int = 1,
-    history_window: int = 252,
-) -> tuple[np.ndarray, np.ndarray]:
+    history_window: int | None = None,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """EWMA (optionally Newey–West) specific variance per asset, along the last axis.
 
     Parameters
@@ -41,23 +41,27 @@ def specific_ewma(
         each ``e`` is shrunk in magnitude so that ``e**2 <= clip``.
     halflife, lags, min_periods
         See :func:`hsr_xr.kernels.covariance.ewma_nw_variance`.
-    history_window : int
-        Window (dates) over which the history length is counted.
+    history_window : int, optional
+        Also return the number of observed returns in the trailing ``history_window``
+        dates (the structural model's history length).
 
     Returns
     -------
     var : ndarray (..., T), squared return units, NaN before ``min_periods`` observations
-    history : ndarray (..., T), observed returns in the trailing ``history_window`` dates
+    history : ndarray (..., T), only with ``history_window``
     """
     e = np.asarray(e, dtype=float)
     if clip is not None:
         cap = np.sqrt(np.maximum(np.asarray(clip, dtype=float), 0.0))
-        e = np.where(np.isnan(cap), e, np.clip(e, -cap, cap))
+        cap[np.isnan(cap)] = np.inf
+        e = np.clip(e, -cap, cap)  # NaN stays NaN
     var, n_obs = ewma_nw_variance(e, halflife, lags=lags, min_periods=min_periods, axis=-1)
-    old = np.zeros_like(n_obs)
+    if history_window is None:
+        return var
+    hist = n_obs.astype(float)
     if history_window < n_obs.shape[-1]:
-        old[..., history_window:] = n_obs[..., :-history_window]
-    return var, (n_obs - old).astype(float)
+        hist[..., history_window:] -= n_obs[..., :-history_window]
+    return var, hist
 
 
 # ---------------------------------------------------------------- cross-sectional (asset last)
