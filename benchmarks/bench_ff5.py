@@ -1,0 +1,215 @@
+"""Benchmark: hx.ff5_factors and hx.resample against pandas groupby implementations.
+
+Cases (one line each: case, size, ours_s, baseline_s, ratio):
+- ff5_daily: 2x3 sorts on every date (T=2520, N=5000 full; --quick T=252, N=1000), NumPy
+  and Dask (63-date chunks, threads), vs the same sorts written in pandas two ways:
+  pandas_vec (one long table, groupby-transform quantiles, one groupby per sort) and
+  pandas_seed (the seed SQL's plan: one filtered groupby per portfolio, inner joins).
+- resample_W / resample_M: compounded returns + as-of caps vs pandas groupby prod/first.
+
+Writes benchmarks/results/ff5.json. Peak RSS (resource.getrusage) is reported after
+our cases, before the pandas baselines run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+import hsr_xr as hx
+
+SORTS = ["book_to_price", "profitability", "investment"]
+PORTS = ["SL", "SM", "SH", "BL", "BM", "BH"]
+
+
+def make_panel(T: int, N: int, seed: int = 0) -> xr.Dataset:
+    rng = np.random.default_rng(seed)
+    dates = pd.bdate_range("2010-01-04", periods=T)
+    ret = rng.normal(0.0004, 0.02, (T, N))
+    ret[rng.random((T, N)) < 0.03] = np.nan
+    cap = np.exp(rng.normal(7, 1.5, (T, N)))
+    cap[rng.random((T, N)) < 0.02] = np.nan
+    data = {"returns": ret, "market_cap": cap}
+    for s in SORTS:
+        x = rng.normal(size=(T, N))
+        x[rng.random((T, N)) < 0.05] = np.nan
+        data[s] = x
+    return xr.Dataset(
+        {k: (("date", "asset"), v) for k, v in data.items()},
+        coords={"date": dates, "asset": np.array([f"A{i:05d}" for i in range(N)], dtype=object)},
+    )
+
+
+def pandas_ff5(ds: xr.Dataset) -> pd.DataFrame:
+    """The same 2x3 sorts written as a pandas groupby (long table, one row per date-asset)."""
+    df = ds[["returns", "market_cap", *SORTS]].to_dataframe().reset_index()
+    df = df[df.market_cap.notna() & (df.market_cap > 0)]
+    held = df.returns.notna()
+    df["wr"] = df.market_cap * df.returns
+    med = df.groupby("date").market_cap.transform("median")
+    df["size"] = np.where(df.market_cap <= med, "S", "B")
+    mkt = df[held].groupby("date").wr.sum() / df[held].groupby("date").market_cap.sum()
+    out = {"MKT": mkt}
+    for s in SORTS:
+        sub = df[df[s].notna()]
+        g = sub.groupby("date")[s]
+        q30, q70 = g.transform("quantile", 0.3), g.transform("quantile", 0.7)
+        grp = np.where(sub[s] <= q30, "L", np.where(sub[s] > q70, "H", "M"))
+        sub = sub.assign(port=sub["size"] + grp)[held.loc[sub.index]]
+        sums = sub.groupby(["date", "port"])[["wr", "market_cap"]].sum()
+        port = (sums.wr / sums.market_cap).unstack().reindex(columns=PORTS)
+        for p in PORTS:
+            out[f"{s}_{p}"] = port[p]
+    res = pd.DataFrame(out)
+    b, p, i = (res[[f"{s}_{q}" for q in PORTS]].to_numpy() for s in SORTS)
+    res["HML"] = (b[:, 2] + b[:, 5]) / 2 - (b[:, 0] + b[:, 3]) / 2
+    res["RMW"] = (p[:, 2] + p[:, 5]) / 2 - (p[:, 0] + p[:, 3]) / 2
+    res["CMA"] = (i[:, 0] + i[:, 3]) / 2 - (i[:, 2] + i[:, 5]) / 2
+    legs = [x[:, :3].mean(1) - x[:, 3:].mean(1) for x in (b, p, i)]
+    res["SMB"] = np.mean(legs, axis=0)
+    return res
+
+
+def pandas_seed_style(ds: xr.Dataset) -> pd.DataFrame:
+    """The seed SQL's query plan in pandas, with the same bucket rules as ours.
+
+    As in seed 003: one market query, then per characteristic a filtered table
+    (QUALIFY x IS NOT NULL), per-date breakpoints, one filtered groupby per
+    portfolio (the SL/SM/.../BH CTEs) and inner joins on date.
+    """
+    df = ds[["returns", "market_cap", *SORTS]].to_dataframe().reset_index()
+    df = df[df.market_cap.notna() & (df.market_cap > 0)]
+    df["size_med"] = df.groupby("date").market_cap.transform("median")
+    df["wr"] = df.market_cap * df.returns
+    held = df[df.returns.notna()].groupby("date")
+    out = {"MKT": held.wr.sum() / held.market_cap.sum()}
+    for s in SORTS:
+        d0 = df[df[s].notna()].copy()
+        q = d0.groupby("date")[s]
+        d0["q30"], d0["q70"] = q.transform("quantile", 0.3), q.transform("quantile", 0.7)
+        d0 = d0[d0.returns.notna()]
+        small = d0.market_cap <= d0.size_med
+        low, high = d0[s] <= d0.q30, d0[s] > d0.q70
+        legs = {}
+        for name, sel in {
+            "SL": small & low,
+            "SM": small & ~low & ~high,
+            "SH": small & high,
+            "BL": ~small & low,
+            "BM": ~small & ~low & ~high,
+            "BH": ~small & high,
+        }.items():
+            sub = d0[sel].groupby("date")
+            legs[name] = sub.wr.sum() / sub.market_cap.sum()
+        port = pd.concat(legs, axis=1, join="inner")
+        for p in PORTS:
+            out[f"{s}_{p}"] = port[p]
+    res = pd.concat(out, axis=1, join="inner")
+    b, p, i = (res[[f"{s}_{q}" for q in PORTS]].to_numpy() for s in SORTS)
+    res["HML"] = (b[:, 2] + b[:, 5]) / 2 - (b[:, 0] + b[:, 3]) / 2
+    res["RMW"] = (p[:, 2] + p[:, 5]) / 2 - (p[:, 0] + p[:, 3]) / 2
+    res["CMA"] = (i[:, 0] + i[:, 3]) / 2 - (i[:, 2] + i[:, 5]) / 2
+    res["SMB"] = np.mean([x[:, :3].mean(1) - x[:, 3:].mean(1) for x in (b, p, i)], axis=0)
+    return res
+
+
+def pandas_resample(ds: xr.Dataset, freq: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Compounded returns and first-date caps per calendar period with pandas groupby."""
+    r = ds.returns.to_pandas()
+    cap = ds.market_cap.to_pandas()
+    key = r.index.to_period("W-FRI" if freq == "W" else "M")
+    growth = (1 + r).groupby(key).prod(min_count=1) - 1
+    first = cap.groupby(key).nth(0)
+    return growth, first
+
+
+def timed(fn, repeat: int = 1):
+    best, out = np.inf, None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes (T=252, N=1000)")
+    args = ap.parse_args(argv)
+    T, N = (252, 1000) if args.quick else (2520, 5000)
+    repeat = 3 if args.quick else 1
+    ds = make_panel(T, N)
+    size = f"T={T},N={N}"
+
+    chunked = ds.chunk(date=63)
+    ours, base = {}, {}
+    ours["ff5_daily"] = timed(lambda: hx.ff5_factors(ds), repeat + 1)
+    ours["ff5_daily_dask"] = timed(lambda: hx.ff5_factors(chunked).compute(), repeat + 1)
+    ours["resample_W"] = timed(lambda: hx.resample(ds, "W"), repeat)
+    ours["resample_M"] = timed(lambda: hx.resample(ds, "M"), repeat)
+    peak_ours_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    base["pandas_vec"] = timed(lambda: pandas_ff5(ds), 1)
+    base["pandas_seed"] = timed(lambda: pandas_seed_style(ds), 1)
+    base["resample_W"] = timed(lambda: pandas_resample(ds, "W"), repeat)
+    base["resample_M"] = timed(lambda: pandas_resample(ds, "M"), repeat)
+    peak_all_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    # the baselines compute the same numbers
+    ff = ours["ff5_daily"][1]
+    diffs = {}
+    for name in ("pandas_vec", "pandas_seed"):
+        ref = base[name][1]
+        sub = ff.sel(date=ref.index)
+        diffs[name] = max(
+            float(np.nanmax(np.abs(sub[f].values - ref[f].to_numpy()))) for f in hx.ff5.FACTORS
+        )
+    diffs["dask_vs_numpy"] = max(
+        float(np.nanmax(np.abs(ours["ff5_daily_dask"][1][f].values - ff[f].values)))
+        for f in hx.ff5.FACTORS
+    )
+    wk, (g, _) = ours["resample_W"][1], base["resample_W"][1]
+    diffs["resample_W"] = float(np.nanmax(np.abs(wk.returns.values - g.to_numpy())))
+
+    pairs = [
+        ("ff5_daily vs pandas_vec", "ff5_daily", "pandas_vec"),
+        ("ff5_daily vs pandas_seed", "ff5_daily", "pandas_seed"),
+        ("ff5_dask vs pandas_vec", "ff5_daily_dask", "pandas_vec"),
+        ("resample_W", "resample_W", "resample_W"),
+        ("resample_M", "resample_M", "resample_M"),
+    ]
+    rows = []
+    print(f"{'case':<26} {'size':<16} {'ours_s':>9} {'baseline_s':>11} {'ratio':>8}")
+    for case, o_key, b_key in pairs:
+        o, b = ours[o_key][0], base[b_key][0]
+        rows.append({"case": case, "size": size, "ours_s": o, "baseline_s": b, "ratio": b / o})
+        print(f"{case:<26} {size:<16} {o:9.3f} {b:11.3f} {b / o:8.1f}x")
+    print(f"peak RSS after ours: {peak_ours_mb:.0f} MiB; after baselines: {peak_all_mb:.0f} MiB")
+    print("max |ours - baseline|:", {k: f"{v:.1e}" for k, v in diffs.items()})
+    out = Path(__file__).parent / "results" / "ff5.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps(
+            {
+                "cases": rows,
+                "peak_rss_ours_mib": peak_ours_mb,
+                "peak_rss_all_mib": peak_all_mb,
+                "max_abs_diff": diffs,
+                "quick": args.quick,
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
