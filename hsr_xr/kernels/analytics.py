@@ -150,8 +150,8 @@ def pure_factor_weights(
     (the industries span the country factor), so portfolio ``k`` has unit
     exposure to style ``k``, zero to the other styles and zero to every
     industry — hence zero net weight. Assets with a NaN loading, NaN/zero
-    weight or unknown industry get weight 0. A pseudo-inverse keeps empty
-    industries from making the system singular.
+    weight or unknown industry get weight 0. Empty industries are decoupled;
+    a batch with a singular system falls back to the pseudo-inverse.
 
     Parameters
     ----------
@@ -174,12 +174,18 @@ def pure_factor_weights(
     vs = v[..., None] * s
     g = np.zeros((*v.shape[:-1], j + p, j + p))
     idx = np.arange(j)
-    g[..., idx, idx] = segment_sum(v, c, j)
+    ind_weight = segment_sum(v, c, j)
+    # an empty industry's row and column are zero: a unit diagonal decouples it
+    g[..., idx, idx] = np.where(ind_weight > 0, ind_weight, 1.0)
     g_jp = segment_sum(vs, c, j, trailing=True)
     g[..., :j, j:] = g_jp
     g[..., j:, :j] = np.swapaxes(g_jp, -1, -2)
     g[..., j:, j:] = np.swapaxes(s, -1, -2) @ vs
-    rows = np.linalg.pinv(g, hermitian=True)[..., j:, :]  # (B..., P, J+P)
+    try:  # rows J.. of G^-1 = (G^-1 E_styles)ᵀ, G symmetric
+        unit = np.broadcast_to(np.eye(j + p)[:, j:], (*g.shape[:-1], p))
+        rows = np.swapaxes(np.linalg.solve(g, unit), -1, -2)  # (B..., P, J+P)
+    except np.linalg.LinAlgError:  # a singular date: minimum-norm solution for all
+        rows = np.linalg.pinv(g, hermitian=True)[..., j:, :]
     style_part = rows[..., j:] @ np.swapaxes(s, -1, -2)  # (B..., P, N)
     ind_part = np.take_along_axis(rows[..., :j], c[..., None, :], axis=-1) if j else 0.0
     return v[..., None, :] * (style_part + ind_part)
