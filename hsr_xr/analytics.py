@@ -663,7 +663,8 @@ def portfolio_sets(
         raise ValidationError(
             "sets", "no portfolios requested", "name at least one set or pass user="
         )
-    return xr.concat(parts, dim="portfolio").rename("weights")
+    out = xr.concat(parts, dim="portfolio").rename("weights")
+    return out.chunk({"portfolio": -1}) if _dask(out) else out
 
 
 # ----------------------------------------------------------------------------- validation table

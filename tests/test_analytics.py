@@ -337,6 +337,16 @@ def test_dask_matches_numpy_and_stays_lazy():
     xr.testing.assert_allclose(bs.compute(), hx.bias_statistics(ds, w, window=3))
     xr.testing.assert_allclose(rv.compute(), hx.realized_vol(ds, w, window=3))
     xr.testing.assert_allclose(sets.compute(), hx.portfolio_sets(ds, n_random=2))
+    # numpy weights on a Dask panel, multi-day horizon, and the (eager) validation table
+    with dask.config.set(scheduler=_raise_scheduler):
+        bs2 = hx.bias_statistics(lazy, w, horizon=2, window=2)
+        static = hx.portfolio_risk(lazy, w.isel(date=0, drop=True))
+    xr.testing.assert_allclose(bs2.compute(), hx.bias_statistics(ds, w, horizon=2, window=2))
+    xr.testing.assert_allclose(static.compute(), hx.portfolio_risk(ds, w.isel(date=0, drop=True)))
+    pd.testing.assert_frame_equal(
+        hx.validation_table(lazy, window=3, n_random=2),
+        hx.validation_table(ds, window=3, n_random=2),
+    )
 
 
 # ----------------------------------------------------------------------------- portfolio sets
