@@ -102,7 +102,7 @@ def seed_winsorize_and_standardize(
 
 def long_frame(ds: xr.Dataset, descs: list[str]) -> pd.DataFrame:
     """The seed's long descriptor table for ``descs`` (float64 values)."""
-    sub = ds.descriptors.sel(descriptor=descs).astype(float)
+    sub = ds.descriptors.sel(descriptor=descs).astype(float).compute()
     frame = sub.to_dataframe().reset_index().rename(columns={"asset": "ticker"})
     return frame.rename(columns={"descriptors": "val"})
 
@@ -171,18 +171,18 @@ def main() -> None:
     ap.add_argument("--subset", type=int, default=4, help="descriptors timed in the pandas loop")
     args = ap.parse_args()
     T, N = (126, 600) if args.quick else (2520, 3000)
-    ds = make_data(T, N)
+    # dask copies NumPy data into its chunks: keep only the chunked copy
+    ds = make_data(T, N).chunk({"date": args.chunk, "asset": -1, "descriptor": -1})
     names = list(ds.descriptor.values)
     D, S = len(names), len(N_STYLES_DESCS)
     size = f"T={T} N={N} D={D} S={S}"
     warnings.simplefilter("ignore", hx.ZeroStdWarning)
 
     # ours: Dask over date chunks, threaded scheduler
-    chunked = ds.chunk({"date": args.chunk, "asset": -1, "descriptor": -1})
     rss0 = _rss_gb()
     _reset_peak()
     t0 = time.perf_counter()
-    ours = hx.compute_loadings(chunked, merge=False).load()
+    ours = hx.compute_loadings(ds, merge=False).load()
     ours_s = time.perf_counter() - t0
     peak = _peak_gb()
     print(
@@ -198,8 +198,7 @@ def main() -> None:
         else {style0: [d for d in subset if d.startswith(style0 + "_")]}
     )
     ours = ours.loadings.sel(style=list(styles)).copy()  # free the rest before the baseline
-    del chunked
-    mcap = ds.market_cap.to_pandas()
+    mcap = ds.market_cap.compute().to_pandas()
     long = long_frame(ds, subset)
     mcap.columns.name = "ticker"
     _reset_peak()

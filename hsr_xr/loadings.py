@@ -293,6 +293,7 @@ def _loadings_block(
     want_coverage: bool,
 ) -> np.ndarray | tuple[np.ndarray, ...]:
     """Fused kernel on a date block: desc (B..., D, N), caps (B..., N) -> (B..., S, N)."""
+    caps = np.asarray(caps, dtype=float)
     w = caps[..., None, :]
     z, st_d = K.standardize(desc, w, **params)
     loadings, st_s = K.standardize(K.combine(z, mapping), w, **params)
@@ -423,7 +424,7 @@ def compute_loadings(
             )
         ortho = (style_labels.index("size"), style_labels.index("nonlinear_size"))
 
-    args = [desc.astype(float), caps.astype(float)]
+    args = [desc, caps]  # the kernel casts to float64 per block
     core = [["descriptor", "asset"], ["asset"]]
     n_industries = 0
     if fill_missing:

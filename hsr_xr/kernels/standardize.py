@@ -316,7 +316,10 @@ def combine(z: np.ndarray, mapping: np.ndarray) -> np.ndarray:
     # einsum's own loops, not BLAS: a tiny (D, S) matrix against many rows, and no
     # BLAS thread pool fighting the Dask worker threads
     num = np.einsum("ds,...dn->...sn", m, np.where(have, z, 0.0))
-    den = np.einsum("ds,...dn->...sn", m, have.astype(float))
+    if np.isin(m, (0.0, 1.0)).all() and m.shape[0] < 256:  # counts fit in uint8
+        den = np.einsum("ds,...dn->...sn", m.astype(np.uint8), have.view(np.uint8))
+    else:
+        den = np.einsum("ds,...dn->...sn", m, have.astype(float))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, num / den, np.nan)
 
