@@ -15,6 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from .exposures import factor_names
+from .kernels.standardize import orthogonalize, standardize
 
 SEED_STYLES: tuple[str, ...] = (
     "beta",
@@ -99,6 +100,14 @@ def _sparse_positions(rng: np.random.Generator, size: int, frac: float) -> np.nd
 def _standardize_rows(x: np.ndarray) -> np.ndarray:
     """Equal-weighted z-score over the asset axis (axis 1 of (T, N, ...))."""
     return (x - x.mean(axis=1, keepdims=True)) / x.std(axis=1, keepdims=True)
+
+
+def _cap_standardize(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Seed-style standardization of (T, N, S) exposures over assets with cap weights (T, N)."""
+    z, _ = standardize(
+        np.moveaxis(x, -1, 1), w[:, None, :], lower=None, upper=None, n_std=3.0, min_valid=1
+    )
+    return np.moveaxis(z, 1, -1)
 
 
 def _correlation(k: int, rng: np.random.Generator, strength: float = 0.35) -> np.ndarray:
@@ -198,9 +207,13 @@ def simulate_market(
     (5 dof) specific returns whose vol falls with size. True industry returns satisfy
     the cap-weighted zero-sum constraint under the initial cap shares, so the country
     factor is the cap-weighted market's common move. Style exposures are slowly
-    mean-reverting AR(1) paths (half-life ~6 months; size ~2.7 years). The ``size``
-    descriptor is log market cap, which evolves with returns and therefore drifts
-    from the true size exposure over long runs. ``book_to_price``, ``profitability`` and
+    mean-reverting AR(1) paths (half-life ~6 months), standardized as Barra loadings
+    are: cap-weighted mean 0 and std 1, clipped at 3 std. The true size exposure is
+    the standardized log cap path (up to the size factors' own contribution to it)
+    and the ``size`` descriptor is log market cap; the ``nonlinear_size`` descriptor
+    is the cube of standardized log cap, and its true exposure is the
+    cube of size orthogonalized to size, so ``compute_loadings(orthogonalize=True)``
+    recovers it. ``book_to_price``, ``profitability`` and
     ``investment`` are noisy transforms of the value, earnings_yield and growth
     exposures, so their long-short FF5 factors inherit those factors' premia.
     """
@@ -232,20 +245,12 @@ def simulate_market(
     chol_s = np.linalg.cholesky(style_corr)
     phi = np.full(S, 0.5 ** (1 / 126))
     x0 = rng.standard_normal((N, S)) @ chol_s.T
-    if "size" in styles:
-        phi[styles.index("size")] = 0.5 ** (1 / 700)
-        x0[:, styles.index("size")] = size0
     eps = rng.standard_normal((T, N, S)) @ chol_s.T
     eps *= np.sqrt(1 - phi**2)
-    X = _ar1(eps, phi, x0)
+    X = _standardize_rows(_ar1(eps, phi, x0))
     del eps
-    if "nonlinear_size" in styles and "size" in styles:
-        sz = _standardize_rows(X[..., styles.index("size")])
-        cube = sz**3
-        beta = (cube * sz).mean(axis=1, keepdims=True) / (sz * sz).mean(axis=1, keepdims=True)
-        X[..., styles.index("size")] = sz
-        X[..., styles.index("nonlinear_size")] = _standardize_rows(cube - beta * sz)
-    X = _standardize_rows(X)
+    # size and nonlinear_size are functions of the cap path, set once returns exist
+    X[..., [styles.index(s) for s in ("size", "nonlinear_size") if s in styles]] = 0.0
 
     # --- true factor returns: regimes, correlation, constraint, premia -------------
     vols = np.concatenate(
@@ -290,6 +295,20 @@ def simulate_market(
     del t_draw
 
     r = f[:, :1] + np.einsum("tns,ts->tn", X, f[:, 1 : 1 + S]) + f[:, 1 + S :][:, industry] + u
+    # True exposures follow the Barra convention: cap-weighted mean 0, cap-weighted
+    # std 1, clipped at 3 std, with caps from the cap path these returns imply
+    # (before the size factors' own small contribution to it).
+    path = log_cap0 + np.cumsum(np.log1p(np.maximum(r, -0.9)), axis=0)
+    path = np.vstack([log_cap0[None], path[:-1]])
+    w = np.where(listed, np.exp(path - path.max()), np.nan)
+    X = _cap_standardize(X, w)
+    if "size" in styles:
+        sz = _cap_standardize(path[..., None], w)[..., 0]
+        X[..., styles.index("size")] = sz
+        if "nonlinear_size" in styles:  # cube of size, orthogonal to size (cap-weighted)
+            resid = orthogonalize(sz**3, sz, w)
+            X[..., styles.index("nonlinear_size")] = _cap_standardize(resid[..., None], w)[..., 0]
+    r = f[:, :1] + np.einsum("tns,ts->tn", X, f[:, 1 : 1 + S]) + f[:, 1 + S :][:, industry] + u
     r = np.maximum(r, -0.9)
 
     # --- missing returns: not listed, and short suspensions ------------------------
@@ -315,8 +334,11 @@ def simulate_market(
     desc = np.empty((T, N, len(table)))
     for j, (_, style, kind) in enumerate(table):
         if kind == -1:
-            size_desc = np.log(market_cap)
-            desc[..., j] = size_desc if style == "size" else size_desc**3
+            log_size = np.log(market_cap)
+            if style == "size":
+                desc[..., j] = log_size
+            else:  # cube of the standardized log cap (Barra's nonlinear size)
+                desc[..., j] = _cap_standardize(log_size[..., None], market_cap)[..., 0] ** 3
             continue
         x = X[..., styles.index(style)]
         noise = rng.standard_normal((T, N))
