@@ -8,6 +8,29 @@
 **As-of rule.** The forecast stamped at date *t* uses information up to and
 including *t* (returns of *t*, loadings and caps stamped at *t*) and applies to
 the return of date *t + 1*.
+
+=====================  ===========  ===========  ===========
+option                 seed         use4s        use4l
+=====================  ===========  ===========  ===========
+vol / corr half-life   42 / 200     84 / 504     252 / 504
+Newey–West lags        0 / 0        5 / 2        5 / 2
+min_periods            21           63           63
+eigen adjustment       no           a=1.2        a=1.2
+factor VRA half-life   --           42           168
+regime multiplier      21/42        --           --
+specific half-life     42           84           252
+specific NW lags       0            5            5
+specific extras        q99.5 clip,  structural,  structural,
+                       median fill, Bayes q=0.1, Bayes q=0.1,
+                       5% shrink    VRA hl 42    VRA hl 168
+=====================  ===========  ===========  ===========
+
+EWMAs are weight-normalized from the first observation (never started at zero),
+with NaN before ``min_periods`` observations. Every ``factor_cov`` is symmetric
+PSD: without the eigen adjustment, dates that fail a Cholesky test have their
+negative eigenvalues clipped at 0 (pairwise-missing factors or Newey–West terms
+can make the raw matrix slightly indefinite); the eigen adjustment is PSD by
+construction.
 """
 
 from __future__ import annotations
@@ -172,7 +195,7 @@ def _proxy(ds: xr.Dataset, f: xr.DataArray, proxy: Any) -> xr.DataArray:
     check_aligned({"factor_returns": f, "regime_proxy": proxy}, ["date"])
     if proxy.dtype.kind not in "fiu":
         raise ValidationError("regime_proxy", f"has dtype {proxy.dtype}", "pass numeric returns")
-    return proxy.astype(float)
+    return proxy.astype(float, copy=False)
 
 
 def _factor_side(f: xr.DataArray, proxy: xr.DataArray, opts: dict[str, Any]) -> xr.Dataset:
@@ -257,7 +280,7 @@ def _specific_side(
     regime: xr.DataArray,
     names: dict[str, str],
 ) -> xr.Dataset:
-    e = ds[names["specific_returns"]].astype(float)
+    e = ds[names["specific_returns"]].astype(float, copy=False)
     check_core_unchunked(e, "date", names["specific_returns"])
     dask_in = _is_dask(e)
     dc = _date_chunk(e) if dask_in else None
@@ -305,10 +328,10 @@ def _specific_side(
 
     cap = None
     if names["market_cap"] in ds:
-        cap = _cross(ds[names["market_cap"]].astype(float), dc)
+        cap = _cross(ds[names["market_cap"]].astype(float, copy=False), dc)
 
     if opts["structural"]:
-        load = ds[names["loadings"]].astype(float)
+        load = ds[names["loadings"]].astype(float, copy=False)
         ind = ds[names["industry"]]
         n_ind = len(industry_names(ds, names["industry"]))
         ind = ind.broadcast_like(e).transpose("date", "asset")
@@ -457,7 +480,7 @@ def risk_model(
                 f"add it, or pass {key}=<name> to use another variable{extra}",
             )
     ds = validate(ds, required, optional=optional, names=names)
-    f = ds[factor_returns].transpose("date", "factor").astype(float)
+    f = ds[factor_returns].transpose("date", "factor").astype(float, copy=False)
     proxy = _proxy(ds, f, opts["regime_proxy"])
     fac = _factor_side(f, proxy, opts)
     spec = _specific_side(ds, opts, fac["regime_multiplier"], names)

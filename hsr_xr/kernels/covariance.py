@@ -167,8 +167,11 @@ def _mask_groups(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Pairwise EWMA weight sums depend only on the two columns' patterns, so they are
     computed on the (usually tiny) G x G pattern pairs instead of K x K.
     """
-    patterns, codes = np.unique(m.T, axis=0, return_inverse=True)
-    return patterns.T.astype(float), codes.reshape(-1)
+    seen: dict[bytes, int] = {}
+    packed = np.packbits(m, axis=0).T  # (K, ceil(T/8)) bytes per column
+    codes = np.array([seen.setdefault(col.tobytes(), len(seen)) for col in packed], dtype=np.int64)
+    first = np.unique(codes, return_index=True)[1]
+    return m[:, first].astype(float), codes
 
 
 def ewma_covariance(
@@ -237,31 +240,31 @@ def ewma_covariance(
     buf = np.empty((K, K))
     out = np.empty((T, K, K))
     diag = np.arange(K)
-    for t in range(T):
-        num *= lam
-        num += z[t][None, :, None] * zpad[t + lag_rows][:, None, :]
-        if single:
-            np.multiply(num, inv_w[:, t, 0, 0][:, None, None], out=g)
-        else:
-            np.multiply(num, inv_w[:, t][:, code][:, :, code], out=g)
-        C = out[t]
-        if L:
-            nw = np.tensordot(weights, g[1:], axes=1)
-            nw += nw.T.copy()  # exactly symmetric
-            np.add(g[0], nw, out=C)
-            d2 = C[diag, diag]
-            d2 = np.where(d2 > 0, d2, g[0, diag, diag])
-        else:
-            C[...] = g[0]
-            d2 = C[diag, diag]
-        with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for t in range(T):
+            num *= lam
+            num += z[t][None, :, None] * zpad[t + lag_rows][:, None, :]
+            if single:
+                np.multiply(num, inv_w[:, t, 0, 0][:, None, None], out=g)
+            else:
+                np.multiply(num, inv_w[:, t][:, code][:, :, code], out=g)
+            C = out[t]
+            if L:
+                nw = np.tensordot(weights, g[1:], axes=1)
+                nw += nw.T.copy()  # exactly symmetric
+                np.add(g[0], nw, out=C)
+                d2 = C[diag, diag]
+                d2 = np.where(d2 > 0, d2, g[0, diag, diag])
+            else:
+                C[...] = g[0]
+                d2 = C[diag, diag]
             inv = np.where(d2 > 0, 1.0 / np.sqrt(d2), 0.0)
-        C *= np.multiply.outer(inv, inv, out=buf)
-        np.clip(C, -1.0, 1.0, out=C)
-        if few_any[t]:
-            C[few[t][code][:, code]] = 0.0
-        C[diag, diag] = 1.0
-        C *= np.multiply.outer(sd[t], sd[t], out=buf)
+            C *= np.multiply.outer(inv, inv, out=buf)
+            np.clip(C, -1.0, 1.0, out=C)
+            if few_any[t]:
+                C[few[t][code][:, code]] = 0.0
+            C[diag, diag] = 1.0
+            C *= np.multiply.outer(sd[t], sd[t], out=buf)
     return out
 
 
@@ -281,12 +284,25 @@ def _restore_invalid(F: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return np.where(keep, F, np.nan)
 
 
+def _not_pd(G: np.ndarray, idx: np.ndarray, leaf: int = 8) -> list[np.ndarray]:
+    """Indices (into ``G``) of matrices that fail Cholesky, found by bisection."""
+    try:
+        np.linalg.cholesky(G[idx])
+        return []
+    except np.linalg.LinAlgError:
+        if len(idx) <= leaf:
+            return [idx]
+        half = len(idx) // 2
+        return _not_pd(G, idx[:half], leaf) + _not_pd(G, idx[half:], leaf)
+
+
 def clip_psd(F: np.ndarray, *, block: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """Clip the negative eigenvalues of each symmetric ``F_t`` at 0, in place.
 
-    Dates whose matrix (restricted to its valid factors) passes a Cholesky test are
-    left as they are; the others are rebuilt as ``U diag(max(w, 0)) U'``
-    (symmetrized). Rows and columns of factors without a forecast stay NaN.
+    Dates whose matrix (restricted to its valid factors) passes a Cholesky test
+    (batched, bisecting failing blocks of ``block`` dates) are left as they are;
+    the others are rebuilt as ``U diag(max(w, 0)) U'`` (symmetrized). Rows and
+    columns of factors without a forecast stay NaN.
 
     Parameters
     ----------
@@ -307,19 +323,20 @@ def clip_psd(F: np.ndarray, *, block: int = 64) -> tuple[np.ndarray, np.ndarray]
         valid = valid_all[a:b]
         full = bool(valid.all())
         G = F[a:b] if full else _fill_invalid(F[a:b], valid)
-        try:
-            np.linalg.cholesky(G if full else G + (~valid)[:, :, None] * eye)
+        test = G if full else G + (~valid)[:, :, None] * eye
+        bad = _not_pd(test, np.arange(b - a))
+        if not bad:
             continue
-        except np.linalg.LinAlgError:
-            pass
-        w, U = np.linalg.eigh(G)
+        bad = np.concatenate(bad)
+        w, U = np.linalg.eigh(G[bad])
         neg = (w < 0).any(axis=1)
         if not neg.any():
             continue
-        R = (U[neg] * np.maximum(w[neg], 0.0)[:, None, :]) @ np.swapaxes(U[neg], -1, -2)
+        bad, w, U = bad[neg], np.maximum(w[neg], 0.0), U[neg]
+        R = (U * w[:, None, :]) @ np.swapaxes(U, -1, -2)
         R = 0.5 * (R + np.swapaxes(R, -1, -2))
-        F[a:b][neg] = R if full else _restore_invalid(R, valid[neg])
-        clipped[a:b] = neg
+        F[a + bad] = R if full else _restore_invalid(R, valid[bad])
+        clipped[a + bad] = True
     return F, clipped
 
 
