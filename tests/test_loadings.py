@@ -516,10 +516,13 @@ def test_on_simulated_market_tracks_truth():
     out = quiet(hx.compute_loadings, ds, coverage=True)
     assert list(out.style.values) == list(ds.style.values)
     corr = xr.corr(out.loadings, ds.truth_exposures, dim="asset").mean("date")
-    # the raw nonlinear_size descriptor is log(cap)**3, nearly collinear with size until
-    # it is orthogonalized; every other style tracks its planted exposure
-    assert float(corr.drop_sel(style="nonlinear_size").min()) > 0.8, corr.to_pandas()
+    assert float(corr.min()) > 0.7, corr.to_pandas()
     assert float(out.loadings_coverage_cap.min()) > 0.8
-    ortho = quiet(hx.compute_loadings, ds, orthogonalize=True).loadings.sel(style="nonlinear_size")
-    nl_corr = xr.corr(ortho, ds.truth_exposures.sel(style="nonlinear_size"), dim="asset")
-    assert float(nl_corr.mean()) > 0.3 > float(corr.sel(style="nonlinear_size"))
+    ortho = quiet(hx.compute_loadings, ds, orthogonalize=True).loadings
+    nl, sz = ortho.sel(style="nonlinear_size"), ortho.sel(style="size")
+    assert (
+        float(xr.corr(nl, ds.truth_exposures.sel(style="nonlinear_size"), dim="asset").mean()) > 0.5
+    )
+    w = ds.market_cap.where(nl.notnull() & sz.notnull())
+    cov = (w * nl * sz).sum("asset") / w.sum("asset")
+    assert float(abs(cov).max()) < 0.05  # cap-weighted, re-winsorized: nearly orthogonal
