@@ -9,13 +9,14 @@ descriptors (and one style) and scaled linearly to all descriptors and styles;
 the per-descriptor filter then scans a smaller long table than the seed's, so the
 scaled baseline is an underestimate (conservative for the ratio).
 
-Usage: python benchmarks/bench_loadings.py [--quick] [--chunk DATES] [--subset K]
+Usage: python benchmarks/bench_loadings.py [--quick] [--chunks 4,16] [--subset K]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import time
 import warnings
@@ -167,27 +168,38 @@ def _rss_gb() -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (T=126, N=600)")
-    ap.add_argument("--chunk", type=int, default=4, help="dates per Dask chunk")
+    ap.add_argument("--chunks", default="4,16", help="dates per Dask chunk, comma-separated")
     ap.add_argument("--subset", type=int, default=4, help="descriptors timed in the pandas loop")
     args = ap.parse_args()
+    chunks = [int(c) for c in args.chunks.split(",")]
     T, N = (126, 600) if args.quick else (2520, 3000)
     # dask copies NumPy data into its chunks: keep only the chunked copy
-    ds = make_data(T, N).chunk({"date": args.chunk, "asset": -1, "descriptor": -1})
+    ds = make_data(T, N).chunk({"date": min(chunks), "asset": -1, "descriptor": -1})
     names = list(ds.descriptor.values)
     D, S = len(names), len(N_STYLES_DESCS)
     size = f"T={T} N={N} D={D} S={S}"
     warnings.simplefilter("ignore", hx.ZeroStdWarning)
+    print(f"# load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
-    # ours: Dask over date chunks, threaded scheduler
-    rss0 = _rss_gb()
-    _reset_peak()
-    t0 = time.perf_counter()
-    ours = hx.compute_loadings(ds, merge=False).load()
-    ours_s = time.perf_counter() - t0
-    peak = _peak_gb()
-    print(
-        f"# ours: RSS before {rss0:.2f} GB (input {ds.nbytes / 2**30:.2f} GB), peak {peak:.2f} GB"
-    )
+    # ours: Dask over date chunks, threaded scheduler (rechunked from the smallest chunks)
+    runs = []
+    hx.compute_loadings(ds.isel(date=slice(0, 2 * max(chunks))), merge=False).load()  # warm-up
+    ours = None
+    for chunk in chunks:
+        ours = None
+        data = ds.chunk({"date": chunk})
+        rss0 = _rss_gb()
+        _reset_peak()
+        t0, c0 = time.perf_counter(), time.process_time()
+        ours = hx.compute_loadings(data, merge=False).load()
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        peak = _peak_gb()
+        runs.append(dict(chunk=chunk, ours_s=wall, ours_cpu_s=cpu, peak_gb=peak, rss_before=rss0))
+        print(
+            f"# ours chunk={chunk}: wall {wall:.2f}s, cpu {cpu:.2f}s; RSS before {rss0:.2f} GB "
+            f"(input {ds.nbytes / 2**30:.2f} GB, output {ours.nbytes / 2**30:.2f} GB), "
+            f"peak {peak:.2f} GB"
+        )
 
     # baseline: seed-style pandas loop, on a subset of descriptors when full size
     subset = names if args.quick else names[: args.subset]
@@ -202,7 +214,9 @@ def main() -> None:
     long = long_frame(ds, subset)
     mcap.columns.name = "ticker"
     _reset_peak()
+    c0 = time.process_time()
     base, t_desc, t_style = seed_loop(long, mcap, styles)
+    base_cpu = time.process_time() - c0
     base_peak = _peak_gb()
     scaled = not args.quick
     baseline_s = t_desc * D / len(subset) + t_style * S / len(styles)
@@ -212,7 +226,10 @@ def main() -> None:
         if scaled
         else "pandas timed on all descriptors and styles"
     )
-    print(f"# baseline: {note}; step1 {t_desc:.2f}s, step2 {t_style:.2f}s; peak {base_peak:.2f} GB")
+    print(
+        f"# baseline: {note}; step1 {t_desc:.2f}s, step2 {t_style:.2f}s "
+        f"(cpu {base_cpu:.2f}s); peak {base_peak:.2f} GB"
+    )
 
     # agreement on what both computed (styles whose descriptors are all in the subset)
     diffs = []
@@ -224,29 +241,36 @@ def main() -> None:
         diffs.append(float(np.nanmax(np.abs(ref.to_numpy() - got.to_numpy()))))
     print(f"# max |ours - pandas| on {list(styles)}: {max(diffs):.2e}")
 
-    ratio = baseline_s / ours_s
     print(f"{'case':<28} {'size':<28} {'ours_s':>9} {'baseline_s':>11} {'ratio':>7}")
-    case = f"compute_loadings chunk={args.chunk}"
-    print(f"{case:<28} {size:<28} {ours_s:>9.2f} {baseline_s:>11.2f} {ratio:>7.1f}")
-    result = {
-        "case": case,
-        "size": size,
-        "ours_s": ours_s,
-        "baseline_s": baseline_s,
-        "ratio": ratio,
-        "baseline_note": note,
-        "baseline_step1_s": t_desc,
-        "baseline_step2_s": t_style,
-        "ours_peak_rss_gb": peak,
-        "rss_before_gb": rss0,
-        "input_gb": ds.nbytes / 2**30,
-        "baseline_peak_rss_gb": base_peak,
-        "max_abs_diff": max(diffs),
-        "quick": args.quick,
-    }
+    results = []
+    for run in runs:
+        case = f"compute_loadings chunk={run['chunk']}"
+        ratio = baseline_s / run["ours_s"]
+        print(f"{case:<28} {size:<28} {run['ours_s']:>9.2f} {baseline_s:>11.2f} {ratio:>7.1f}")
+        results.append(
+            dict(
+                case=case,
+                size=size,
+                ours_s=run["ours_s"],
+                baseline_s=baseline_s,
+                ratio=ratio,
+                ours_cpu_s=run["ours_cpu_s"],
+                ours_peak_rss_gb=run["peak_gb"],
+                rss_before_gb=run["rss_before"],
+            )
+        )
+    meta = dict(
+        baseline_note=note,
+        baseline_step1_s=t_desc,
+        baseline_step2_s=t_style,
+        baseline_peak_rss_gb=base_peak,
+        input_gb=ds.nbytes / 2**30,
+        max_abs_diff=max(diffs),
+        quick=args.quick,
+    )
     out = Path(__file__).parent / "results" / "loadings.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+    out.write_text(json.dumps(dict(cases=results, **meta), indent=2))
 
 
 if __name__ == "__main__":
