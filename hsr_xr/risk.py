@@ -314,14 +314,13 @@ def _specific_side(
     var = _cross(var.transpose("date", "asset"), dc)
     out = {}
 
+    present = _cross(e.notnull(), dc)
     if opts["specific_fill"] or opts["specific_shrink"]:
-        present = _cross(e.notnull(), dc)
-        if not opts["specific_fill"]:
-            present = xr.zeros_like(present)
+        fill = present if opts["specific_fill"] else xr.zeros_like(present)
         var = _xs(
             kspec.seed_fill_shrink,
             var,
-            present,
+            fill,
             out_dims=("asset",),
             kwargs={"shrink": float(opts["specific_shrink"])},
         )
@@ -346,6 +345,7 @@ def _specific_side(
             load,
             ind,
             w,
+            present,
             out_dims=("asset",),
             kwargs={"n_industries": n_ind},
         )

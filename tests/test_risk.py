@@ -467,3 +467,21 @@ def test_renamed_variables(market):
     a = hx.risk_model(ds, "seed", factor_returns="fr", specific_returns="sr", merge=False)
     b = hx.risk_model(market, "seed", merge=False)
     xr.testing.assert_allclose(a, b)
+
+
+def test_pipeline_portfolio_forecast_matches_realized():
+    """simulate -> loadings -> regression -> risk: cap-weighted portfolio vol is unbiased."""
+    ds = hx.simulate_market(n_dates=400, n_assets=400, n_industries=6, seed=11, regimes=False)
+    ds = hx.factor_regression(hx.compute_loadings(ds))
+    ds = hx.risk_model(ds, "seed")
+    X = hx.exposures(ds, fill_exposures=0.0).values  # (date, asset, factor)
+    cap = ds.market_cap.fillna(0.0).values
+    w = cap / cap.sum(axis=1, keepdims=True)
+    F = ds.factor_cov.values
+    S = np.nan_to_num(ds.specific_var.values)
+    b = np.einsum("tn,tnk->tk", w, np.nan_to_num(X))
+    var = np.einsum("tk,tkl,tl->t", b, F, b) + np.einsum("tn,tn->t", w**2, S)
+    r = np.nansum(w * ds.returns.values, axis=1)
+    # forecast at t applies to t + 1
+    z = r[101:] / np.sqrt(var[100:-1])
+    assert 0.8 < np.std(z) < 1.2

@@ -140,6 +140,7 @@ def structural_blend(
     loadings: np.ndarray,
     industry: np.ndarray,
     weights: np.ndarray,
+    present: np.ndarray | None = None,
     *,
     n_industries: int,
     h_min: float = 60.0,
@@ -161,6 +162,9 @@ def structural_blend(
     ----------
     var, history, weights : ndarray (T, N)
         Time-series variance forecast, history length, fit weights (NaN/<=0: no fit).
+    present : ndarray of bool (T, N), optional
+        Assets that may receive a purely structural forecast (e.g. specific return
+        observed that date); default all. Assets with a time-series forecast always do.
     loadings : ndarray (T, N, S)
     industry : ndarray of int (T, N)
     min_fit : int
@@ -193,6 +197,8 @@ def structural_blend(
     e0 = np.where(n_fit >= need, e0, np.nan)
     sig_str = e0[:, None] * base
     has_ts = np.isfinite(sig)
+    if present is not None:
+        sig_str = np.where(present | has_ts, sig_str, np.nan)
     out = np.where(has_ts, gamma * np.where(has_ts, sig, 0.0) + (1 - gamma) * sig_str, sig_str)
     out = np.where(has_ts & ~np.isfinite(out), sig, out)
     return out**2
