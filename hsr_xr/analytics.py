@@ -522,7 +522,7 @@ def bias_statistics(
     if _dask(pr, sigma):
         pr, sigma = pr.chunk({"date": -1}), sigma.chunk({"date": -1})
     pr, sigma = pr.transpose(..., "date"), sigma.transpose(..., "date")
-    b = pr / sigma
+    b = (pr / sigma).drop_attrs().rename("standardized")
     mp = window if min_periods is None else int(min_periods)
     bias, n_obs, rolling, mrad, inside = xr.apply_ufunc(
         K.bias_summary,
