@@ -347,7 +347,13 @@ def exposure_spread(ds, ff_kwargs):
     return out
 
 
-def check_premia(ds, ff, spreads, periods_per_year, n_se=4.0):
+def check_premia(ds, ff, spreads, periods_per_year, positive, n_se=4.0):
+    """Realized factor means match premia x exposure spreads (sign and magnitude).
+
+    In the simulation small caps also have lower value/profitability and higher
+    growth exposures, so SMB loads on those premia too; its expected sign comes
+    from the planted truth, not from the size premium alone.
+    """
     premia = ds.truth_premia.to_series()
     for fac in ["SMB", "HML", "RMW", "CMA"]:
         series = ff[fac].to_series().dropna()
@@ -355,7 +361,9 @@ def check_premia(ds, ff, spreads, periods_per_year, n_se=4.0):
             premia[s] / periods_per_year * float(spreads[s][fac].mean()) for s in spreads
         )
         se = series.std() / np.sqrt(len(series))
-        assert np.sign(series.mean()) == np.sign(expected) == 1, (fac, series.mean(), expected)
+        assert np.sign(series.mean()) == np.sign(expected), (fac, series.mean(), expected)
+        if fac in positive:
+            assert expected > 0, (fac, expected)
         assert abs(series.mean() - expected) < n_se * se, (fac, series.mean(), expected, se)
         assert abs(expected) > 3 * se  # the test has power
 
@@ -366,7 +374,7 @@ STRONG = {"country": 0.06, "size": -2.0, "value": 1.0, "earnings_yield": 1.0, "g
 def test_planted_premia_recovered_daily_fast():
     ds = hx.simulate_market(n_dates=252, n_assets=600, n_industries=10, seed=1, premia=STRONG)
     ff = hx.ff5_factors(ds)
-    check_premia(ds, ff, exposure_spread(ds, {}), 252)
+    check_premia(ds, ff, exposure_spread(ds, {}), 252, positive=("SMB", "HML", "RMW", "CMA"))
     # in the seed's look-ahead mode the sorts differ but the signs stay
     ff0 = hx.ff5_factors(ds, weight_lag=0)
     assert (ff0[["SMB", "HML", "RMW", "CMA"]].mean() > 0).to_array().all()
@@ -383,9 +391,9 @@ def test_planted_premia_recovered_resampled_slow(freq, per_year):
     for style in ["size", "value", "earnings_yield", "growth"]:
         x = rs.truth_exposures.sel(style=style, drop=True).where(rs.returns.notnull())
         spreads[style] = hx.ff5_factors(rs.assign(returns=x))
-    check_premia(rs, ff, spreads, per_year)
+    check_premia(rs, ff, spreads, per_year, positive=("HML", "RMW", "CMA"))
     ann = hx.ff5_factors(rs, rebalance="annual")
-    assert (ann[["SMB", "HML", "RMW", "CMA"]].mean() > 0).to_array().all()
+    assert (ann[["HML", "RMW", "CMA"]].mean() > 0).to_array().all()
 
 
 def test_kernel_blocks_do_not_change_results():

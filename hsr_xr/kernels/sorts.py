@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+BLOCK_CELLS = 2**17  # date-asset cells per vectorized step of double_sort
+
 
 def breakpoints(values: np.ndarray, mask: np.ndarray, probs: Sequence[float]) -> np.ndarray:
     """Per-row quantiles of ``values`` over the entries where ``mask`` is True.
@@ -64,11 +66,11 @@ def bucket_codes(values: np.ndarray, bps: np.ndarray, valid: np.ndarray) -> np.n
     -------
     ndarray of int8, shape (B..., N)
     """
-    codes = np.zeros(values.shape, dtype=np.int8)
-    for k in range(bps.shape[-1]):  # loop over the few breakpoints only
+    codes = (values > bps[..., 0:1]).view(np.int8)
+    for k in range(1, bps.shape[-1]):  # loop over the few breakpoints only
         codes += values > bps[..., k : k + 1]
     ok = valid & ~np.isnan(values) & ~np.isnan(bps).any(axis=-1, keepdims=True)
-    return np.where(ok, codes, -1)
+    return np.where(ok, codes, np.int8(-1))
 
 
 def bucket_sums(values: np.ndarray, codes: np.ndarray, n_buckets: int) -> np.ndarray:
@@ -96,7 +98,7 @@ def bucket_sums(values: np.ndarray, codes: np.ndarray, n_buckets: int) -> np.nda
     for k in range(K):
         for b in range(n_buckets):
             np.equal(codes[:, k, :], b, out=member, casting="unsafe")
-            out[:, k, b, :] = np.einsum("tn,tvn->tv", member, values)
+            out[:, k, b, :] = np.matmul(values, member[:, :, None])[..., 0]
     return out
 
 
@@ -111,7 +113,7 @@ def double_sort(
     breakpoint_mask: np.ndarray,
     size_probs: Sequence[float] = (0.5,),
     char_probs: Sequence[float] = (0.3, 0.7),
-    block: int = 64,
+    block: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Independent size x characteristic sorts and value-weighted bucket returns.
 
@@ -133,10 +135,11 @@ def double_sort(
         Assets whose values set the breakpoints (within ``sortable``).
     size_probs, char_probs : sequence of float
         Breakpoint quantiles: 2 size groups and 3 characteristic groups by default.
-    block : int
-        Dates processed per vectorized step. Blocks keep the temporaries small and
-        cache-resident (about 1.5x faster at N=5000 than one step over 2520 dates,
-        and memory stays bounded); results do not depend on it.
+    block : int, optional
+        Dates processed per vectorized step (default: about 2**17 date-asset cells).
+        Blocks keep the temporaries small and cache-resident (2-3x faster at
+        N=5000 than one step over 2520 dates, and memory stays bounded); results
+        do not depend on it.
 
     Returns
     -------
@@ -149,6 +152,8 @@ def double_sort(
         Value-weighted return of all held assets with a return and a weight.
     """
     T = returns.shape[0]
+    if block is None:
+        block = max(1, BLOCK_CELLS // max(returns.shape[-1], 1))
     if T > block:
         args = (returns, weights, size, characteristics, held, sortable, breakpoint_mask)
         parts = [
