@@ -9,7 +9,7 @@ descriptors (and one style) and scaled linearly to all descriptors and styles;
 the per-descriptor filter then scans a smaller long table than the seed's, so the
 scaled baseline is an underestimate (conservative for the ratio).
 
-Usage: python benchmarks/bench_loadings.py [--quick] [--chunks 4,16] [--subset K]
+Usage: python benchmarks/bench_loadings.py [--quick] [--chunks 4,16] [--style NAME]
 """
 
 from __future__ import annotations
@@ -169,7 +169,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (T=126, N=600)")
     ap.add_argument("--chunks", default="4,16", help="dates per Dask chunk, comma-separated")
-    ap.add_argument("--subset", type=int, default=4, help="descriptors timed in the pandas loop")
+    ap.add_argument(
+        "--style", default="leverage", help="full size: the style whose descriptors pandas times"
+    )
     args = ap.parse_args()
     chunks = [int(c) for c in args.chunks.split(",")]
     T, N = (126, 600) if args.quick else (2520, 3000)
@@ -202,13 +204,10 @@ def main() -> None:
         )
 
     # baseline: seed-style pandas loop, on a subset of descriptors when full size
-    subset = names if args.quick else names[: args.subset]
-    style0 = next(iter(N_STYLES_DESCS))
-    styles = (
-        {s: [d for d in names if d == s or d.startswith(s + "_")] for s in N_STYLES_DESCS}
-        if args.quick
-        else {style0: [d for d in subset if d.startswith(style0 + "_")]}
-    )
+    # (full size: the descriptors of one style, so that its loadings can be compared too)
+    members = {s: [d for d in names if d == s or d.startswith(s + "_")] for s in N_STYLES_DESCS}
+    styles = members if args.quick else {args.style: members[args.style]}
+    subset = names if args.quick else members[args.style]
     ours = ours.loadings.sel(style=list(styles)).copy()  # free the rest before the baseline
     mcap = ds.market_cap.compute().to_pandas()
     long = long_frame(ds, subset)

@@ -362,7 +362,9 @@ def compute_loadings(
         With ``descriptors`` (date, asset, descriptor), ``market_cap``
         (date, asset), and ``industry`` (asset or date, asset) for
         ``fill_missing``. Dask data must keep ``asset`` and ``descriptor``
-        in one chunk; chunk over ``date``.
+        in one chunk; chunk over ``date`` (a few dates per chunk, e.g. 4-16,
+        keeps each block's working set in cache; memory per block is about
+        10 x dates x descriptors x assets x 8 bytes).
     styles : None, sequence of str or mapping
         Style -> descriptor mapping, see :func:`style_mapping`. ``None`` uses
         the ``style`` coordinate of ``ds`` if present, else the seed's styles.

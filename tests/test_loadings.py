@@ -408,6 +408,19 @@ def test_explicit_weighted_mapping_and_options():
     np.testing.assert_allclose(out.loadings_coverage_cap.values, cc, atol=TOL, equal_nan=True)
     np.testing.assert_allclose(out.loadings_coverage_assets.values, cn, atol=TOL, equal_nan=True)
     assert set(out.data_vars) == {"loadings", "loadings_coverage_cap", "loadings_coverage_assets"}
+    dated = ds.assign(industry=ds.industry.expand_dims(date=ds.date).transpose("date", "asset"))
+    dated.industry.attrs = ds.industry.attrs
+    same = quiet(
+        hx.compute_loadings,
+        dated,
+        styles=mapping,
+        orthogonalize=True,
+        fill_missing=True,
+        lower=0.01,
+        upper=0.98,
+        min_valid=20,
+    )
+    np.testing.assert_allclose(same.loadings.values, L, atol=TOL, equal_nan=True)
     # orthogonalized nonlinear size is cap-weighted uncorrelated with size on each date
     caps = ds.market_cap.values
     for t in range(ds.sizes["date"]):
