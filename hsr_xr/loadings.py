@@ -292,7 +292,7 @@ def _loadings_block(
     style_labels: Sequence[str],
     want_coverage: bool,
 ) -> np.ndarray | tuple[np.ndarray, ...]:
-    """Fused kernel on a date block: desc (B..., D, N), caps (B..., N) -> (B..., S, N)."""
+    """Fused kernel on a date block: desc (B..., D, N), caps (B..., N) -> (B..., N, S)."""
     caps = np.asarray(caps, dtype=float)
     w = caps[..., None, :]
     z, st_d = K.standardize(desc, w, **params)
@@ -313,6 +313,9 @@ def _loadings_block(
         loadings = K.industry_fill(
             loadings, w, codes[0][..., None, :], n_industries, eligible=eligible
         )
+    # (B..., N, S): the labelled layout (date, asset, style), so that Dask only
+    # concatenates contiguous blocks
+    loadings = np.ascontiguousarray(np.swapaxes(loadings, -1, -2))
     return (loadings, *outs) if outs else loadings
 
 
@@ -435,7 +438,7 @@ def compute_loadings(
         n_industries = len(industry_names(ds, industry))
         args.append(codes.astype(np.int64))
         core.append(["asset"])
-    out_core = [["style", "asset"]] + ([["style"], ["style"]] if coverage else [])
+    out_core = [["asset", "style"]] + ([["style"], ["style"]] if coverage else [])
     result = xr.apply_ufunc(
         _loadings_block,
         *args,
