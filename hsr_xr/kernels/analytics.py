@@ -77,16 +77,43 @@ def portfolio_exposures(
         NaN for a portfolio that holds an asset with a NaN loading.
     """
     weights, loadings, codes = _broadcast_batch((weights, 2), (loadings, 2), (codes, 1))
-    w = np.nan_to_num(weights, nan=0.0)
+    return _exposures(np.nan_to_num(weights, nan=0.0), loadings, codes, n_industries)
+
+
+def _exposures(w: np.ndarray, loadings: np.ndarray, codes: np.ndarray, n_industries: int):
+    """:func:`portfolio_exposures` for NaN-free weights with broadcast batch axes."""
     bad_asset = np.isnan(loadings).any(axis=-1)
     bad = ((w != 0) & bad_asset[..., None, :]).any(axis=-1)
     country = w.sum(axis=-1, keepdims=True)
     style = w @ np.where(np.isnan(loadings), 0.0, loadings)
     parts = [country, style]
     if n_industries:
-        parts.append(segment_sum(w, codes[..., None, :], n_industries))
+        parts.append(_industry_sums(w, codes, n_industries))
     h = np.concatenate(parts, axis=-1)
     return np.where(bad[..., None], np.nan, h)
+
+
+def _industry_sums(w: np.ndarray, codes: np.ndarray, n_industries: int) -> np.ndarray:
+    """Sum ``w`` (B..., M, N) over assets by industry code (B..., N) -> (B..., M, J).
+
+    When every date has the same codes (the usual ``industry(asset)``), the
+    assets are sorted by code once and summed with ``np.add.reduceat``: one
+    copy of ``w`` instead of the flat index arrays of :func:`segment_sum`,
+    which serves the general per-date case.
+    """
+    flat = codes.reshape(-1, codes.shape[-1])
+    if not (flat == flat[:1]).all():
+        return segment_sum(w, codes[..., None, :], n_industries)
+    c = flat[0]
+    idx = np.flatnonzero(c >= 0)
+    idx = idx[np.argsort(c[idx], kind="stable")]
+    counts = np.bincount(c[idx], minlength=n_industries)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    nonempty = np.flatnonzero(counts)
+    out = np.zeros((*w.shape[:-1], n_industries))
+    if nonempty.size:
+        out[..., nonempty] = np.add.reduceat(np.take(w, idx, axis=-1), starts[nonempty], axis=-1)
+    return out
 
 
 def portfolio_risk(
@@ -125,14 +152,13 @@ def portfolio_risk(
         (weights, 2), (loadings, 2), (codes, 1), (cov, 2), (specific_var, 1)
     )
     n_ind = cov.shape[-1] - 1 - loadings.shape[-1]
-    h = portfolio_exposures(weights, loadings, codes, n_ind)
+    w = np.nan_to_num(weights, nan=0.0)
+    h = _exposures(w, loadings, codes, n_ind)
     fh = h @ cov  # F symmetric: (Fh)_k = Σ_l h_l F_lk
     fvar = np.einsum("...k,...k->...", h, fh)
-    w = np.nan_to_num(weights, nan=0.0)
-    held = w != 0
-    spec_b = spec[..., None, :]
-    svar = np.einsum("...n,...n->...", w * w, np.where(held, spec_b, 0.0))
-    svar = np.where((held & np.isnan(spec_b)).any(axis=-1), np.nan, svar)
+    missing = np.isnan(spec)
+    svar = np.einsum("...mn,...n->...m", w * w, np.where(missing, 0.0, spec))
+    svar[((w != 0) & missing[..., None, :]).any(axis=-1)] = np.nan
     sigma = np.sqrt(np.diagonal(cov, axis1=-2, axis2=-1))[..., None, :]
     with np.errstate(invalid="ignore", divide="ignore"):
         fvol = np.sqrt(fvar)[..., None]
