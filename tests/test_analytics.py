@@ -140,8 +140,9 @@ def test_factor_cov_reordered_by_label():
     xr.testing.assert_allclose(hx.variance_explained(shuffled), hx.variance_explained(ds))
 
 
-def test_portfolio_risk_matches_dense_reference():
-    ds = _panel()
+@pytest.mark.parametrize("industry_by_date", [False, True])
+def test_portfolio_risk_matches_dense_reference(industry_by_date):
+    ds = _panel(industry_by_date=industry_by_date)
     w = _clean(ds, _weights())
     out = hx.portfolio_risk(ds, w)
     assert out.exposure.dims == ("portfolio", "date", "factor")
