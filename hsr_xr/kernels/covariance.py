@@ -143,8 +143,10 @@ def ewma_nw_variance(
     var = g0 = None
     weights = bartlett(lags)
     for lag in range(lags + 1):
-        num, _ = ewma_scan(z * _lagged(z, lag, 0), lam, overwrite=True)
-        w = mf.copy() if lag == 0 else mf * _lagged(mf, lag, 0)
+        # without lags z and mf are not needed again: reuse them as buffers
+        x2 = np.multiply(z, _lagged(z, lag, 0), out=z if lags == 0 else None)
+        num, _ = ewma_scan(x2, lam, overwrite=True)
+        w = mf if lags == 0 else mf * _lagged(mf, lag, 0)
         den, _ = ewma_scan(w, lam, overwrite=True)
         with np.errstate(invalid="ignore", divide="ignore"):
             g = np.divide(num, den, out=num)

@@ -98,8 +98,11 @@ def seed_fill_shrink(var: np.ndarray, present: np.ndarray, *, shrink: float) -> 
     present : ndarray of bool (T, N)
     """
     med = row_quantile(var, 0.5)[..., None]
-    var = np.where(np.isnan(var) & present, med, var)
-    return (1.0 - shrink) * var + shrink * med
+    out = np.where(np.isnan(var) & present, med, var)
+    if shrink:
+        out *= 1.0 - shrink
+        out += shrink * med
+    return out
 
 
 def _weighted_lstsq(
