@@ -70,10 +70,13 @@ def period_starts(dates: pd.DatetimeIndex, freq: str, anchor: str = "FRI") -> np
 def _compound(block: np.ndarray, starts: np.ndarray, lengths: np.ndarray, full: bool):
     """prod(1 + r) - 1 per period over the valid returns; NaN without (enough) data."""
     valid = ~np.isnan(block)
-    growth = np.multiply.reduceat(np.where(valid, 1.0 + block, 1.0), starts, axis=0)
-    count = np.add.reduceat(valid.astype(np.int64), starts, axis=0)
-    need = lengths.reshape((-1,) + (1,) * (block.ndim - 1)) if full else 1
-    return np.where(count >= need, growth - 1.0, np.nan)
+    growth = np.multiply.reduceat(np.where(valid, block + 1.0, 1.0), starts, axis=0)
+    if full:
+        count = np.add.reduceat(valid, starts, axis=0, dtype=np.int64)
+        ok = count == lengths.reshape((-1,) + (1,) * (block.ndim - 1))
+    else:
+        ok = np.logical_or.reduceat(valid, starts, axis=0)
+    return np.where(ok, growth - 1.0, np.nan)
 
 
 def _first(block: np.ndarray, starts: np.ndarray, lengths: np.ndarray):
