@@ -25,7 +25,7 @@ STATUS_OK = 0
 STATUS_TOO_FEW = 1
 STATUS_ZERO_STD = 2
 
-#: A std at or below ``ZERO_STD_RTOL * max|x|`` over the cross-section counts as zero.
+#: A std at or below ``ZERO_STD_RTOL * max|x|`` (after the quantile clip) counts as zero.
 ZERO_STD_RTOL = 1e-12
 
 STD_KINDS = ("cap", "equal")
