@@ -337,9 +337,7 @@ def open_store(
     IncompleteStoreError
         If the group's last write did not finish.
     """
-    path = Path(path)
-    if not path.exists():
-        raise ValidationError("path", f"no store at {str(path)!r}", "check the path")
+    path = _existing(path)
     try:
         grp = zarr.open_group(str(path), path=group or "", mode="r")
     except (FileNotFoundError, zarr.errors.GroupNotFoundError, KeyError) as err:
@@ -364,7 +362,14 @@ def open_store(
     return ds
 
 
+def _existing(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise ValidationError("path", f"no store at {str(path)!r}", "check the path")
+    return path
+
+
 def store_groups(path: str | os.PathLike) -> list[str]:
     """Names of the Dataset groups under the store root (excluding the root)."""
-    root = zarr.open_group(str(path), mode="r")
+    root = zarr.open_group(str(_existing(path)), mode="r")
     return sorted(name for name, _ in root.groups())

@@ -1,0 +1,169 @@
+"""The end-to-end pipeline behind ``hsr-xr demo`` and ``hsr-xr run``.
+
+descriptors → loadings → cross-sectional regression → risk model, then
+forecast validation, Fama–French factors and rolling betas. Each step is
+timed and logged; Dask work shows Dask's progress bar.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .analytics import bias_statistics, portfolio_risk, portfolio_sets, validation_table
+from .ff5 import ff5_factors
+from .loadings import compute_loadings
+from .regression import factor_regression
+from .resample import resample
+from .risk import risk_model
+from .rolling import rolling_regression
+
+FF5_COLUMNS = ["MKT", "SMB", "HML", "RMW", "CMA"]
+PERIODS_PER_YEAR = {"D": 252, "W": 52, "M": 12}
+
+
+def _progress(enabled: bool):
+    if not enabled:
+        return nullcontext()
+    from dask.diagnostics import ProgressBar
+
+    return ProgressBar(minimum=1.0)
+
+
+class Steps:
+    """Runs named steps, printing ``[i/n] name ... seconds`` for each."""
+
+    def __init__(self, n: int, log: Callable[[str], None] = print, progress: bool = True):
+        self.n, self.i, self.log, self.progress = n, 0, log, progress
+        self.timings: dict[str, float] = {}
+
+    def run(self, name: str, fn: Callable, *args, **kwargs):
+        self.i += 1
+        self.log(f"[{self.i}/{self.n}] {name} ...")
+        t0 = time.perf_counter()
+        with _progress(self.progress):
+            out = fn(*args, **kwargs)
+            if isinstance(out, xr.Dataset | xr.DataArray):
+                out = out.compute()
+        self.timings[name] = time.perf_counter() - t0
+        self.log(f"      done in {self.timings[name]:.1f} s")
+        return out
+
+
+def risk_steps(ds: xr.Dataset, steps: Steps, preset: str = "seed") -> xr.Dataset:
+    """Loadings (if descriptors are present) → regression → risk model.
+
+    Loadings orthogonalize ``nonlinear_size`` against ``size`` (the Barra
+    convention; the seed leaves the two nearly collinear).
+    """
+    if "descriptors" in ds and "loadings" not in ds:
+        ds = steps.run("loadings: winsorize + standardize descriptors -> styles",
+                       compute_loadings, ds, orthogonalize=True, coverage=True)  # fmt: skip
+    ds = steps.run("factor regression: constrained WLS per date", factor_regression, ds)
+    return steps.run(f"risk model (preset={preset!r})", risk_model, ds, preset=preset)
+
+
+FF5_INPUTS = ("returns", "market_cap", "book_to_price", "profitability", "investment")
+
+
+def ff5_by_frequency(ds: xr.Dataset, freqs=("D", "W", "M")) -> dict[str, xr.Dataset]:
+    """FF5 factors at each frequency; weekly/monthly panels via :func:`resample`."""
+    panel = ds[list(FF5_INPUTS)]
+    return {
+        freq: ff5_factors(panel if freq == "D" else resample(panel, freq)).compute()
+        for freq in freqs
+    }
+
+
+def factor_summary(ds: xr.Dataset, n_styles: int | None = None) -> pd.DataFrame:
+    """Annualized mean/vol and t-stat of country and style factor returns (+ truth corr)."""
+    f = ds["factor_returns"]
+    names = ["country", *[str(s) for s in ds["style"].values]] if n_styles is None else None
+    f = f.sel(factor=names)
+    table = pd.DataFrame(
+        {
+            "ann_mean_%": f.mean("date").values * 252 * 100,
+            "ann_vol_%": f.std("date").values * np.sqrt(252) * 100,
+            "t_mean": (f.mean("date") / f.std("date") * np.sqrt(f.count("date"))).values,
+        },
+        index=names,
+    )
+    if "truth_factor_returns" in ds:
+        truth = ds["truth_factor_returns"].sel(factor=names)
+        ok = f.notnull() & truth.notnull()
+        table["corr_truth"] = xr.corr(f.where(ok), truth.where(ok), dim="date").values
+    return table.round(3)
+
+
+def ff5_summary(ff: dict[str, xr.Dataset]) -> pd.DataFrame:
+    """Annualized mean and vol (%) of the five factors per frequency."""
+    rows = {}
+    for freq, f in ff.items():
+        k = PERIODS_PER_YEAR.get(freq, 252)
+        for col in FF5_COLUMNS:
+            s = f[col].to_series()
+            rows[(freq, col)] = {
+                "periods": int(s.count()),
+                "ann_mean_%": s.mean() * k * 100,
+                "ann_vol_%": s.std() * np.sqrt(k) * 100,
+            }
+    return pd.DataFrame(rows).T.round(2)
+
+
+def write_figures(ds: xr.Dataset, ff: dict[str, xr.Dataset], out: Path) -> list[Path]:
+    """The demo's PNG figures (needs the ``plot`` extra)."""
+    from . import plots
+
+    weights = portfolio_sets(ds, sets=("cap", "equal", "mimicking"))
+    bias = bias_statistics(ds, weights, window=63).compute()
+    last = ds["date"].values[-1]
+    risk = portfolio_risk(ds, weights.sel(date=last), date=last)
+    paths = {
+        "factor_returns.png": lambda p: plots.plot_factor_returns(ds, path=p),
+        "ff5_factors.png": lambda p: plots.plot_factor_returns(
+            ff["D"][FF5_COLUMNS].to_dataarray("factor").transpose("date", "factor"), path=p
+        ),
+        "predicted_vs_realized_vol.png": lambda p: plots.plot_predicted_vs_realized(
+            bias, ["cap", "equal"], path=p
+        ),
+        "rolling_bias.png": lambda p: plots.plot_bias(bias, path=p),
+        "exposure_heatmap.png": lambda p: plots.plot_exposure_heatmap(risk, path=p),
+    }
+    written = []
+    for name, draw in paths.items():
+        draw(out / name)
+        written.append(out / name)
+    return written
+
+
+def rolling_summary(ds: xr.Dataset, ff: xr.Dataset, window: int = 60) -> pd.DataFrame:
+    """Cross-sectional mean and dispersion of the latest rolling FF5 betas."""
+    rb = rolling_regression(ds["returns"], ff[FF5_COLUMNS], window=window).compute()
+    last = rb["betas"].isel(date=-1)
+    return pd.DataFrame(
+        {"mean_beta": last.mean("asset").values, "std_beta": last.std("asset").values,
+         "n_assets": int(last.isel(factor=0).count())},
+        index=[str(f) for f in last["factor"].values],
+    ).round(3)  # fmt: skip
+
+
+def validation_tables(ds: xr.Dataset, presets=("seed", "use4s"), warmup: int = 126) -> pd.DataFrame:
+    """Bias-statistic validation table per risk-model preset, on the same dates.
+
+    Each preset is evaluated after ``warmup`` dates so that both are scored on
+    the same outcomes.
+    """
+    period = slice(ds["date"].values[min(warmup, ds.sizes["date"] - 2)], None)
+    tables = []
+    for preset in presets:
+        model = risk_model(ds, preset=preset).compute()
+        t = validation_table(model, window=63, date=period)
+        t.insert(0, "preset", preset)
+        tables.append(t)
+    return pd.concat(tables).round(3)

@@ -1,0 +1,66 @@
+"""The hsr-xr command line, end to end on small data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import hsr_xr as hx
+from hsr_xr.cli import build_parser, main
+
+SMALL = ["--dates", "300", "--assets", "300", "--industries", "10"]
+
+
+@pytest.mark.parametrize("command", ["simulate", "demo", "run", "ff5", "info"])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    assert "usage: hsr-xr" in capsys.readouterr().out
+
+
+def test_demo_end_to_end(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["demo", "--out", str(out), "--quiet", *SMALL]) == 0
+    text = capsys.readouterr().out
+    for heading in ("vs planted truth", "forecast validation", "Fama-French", "rolling 60-day"):
+        assert heading in text
+    assert "[1/7] simulate market" in text  # step progress
+    for png in ("factor_returns", "ff5_factors", "predicted_vs_realized_vol", "rolling_bias",
+                "exposure_heatmap"):  # fmt: skip
+        assert (out / f"{png}.png").stat().st_size > 10_000
+    store = out / "market.zarr"
+    raw, model = hx.open_store(store), hx.open_store(store, group="model")
+    assert {"returns", "descriptors", "truth_factor_returns"} <= set(raw.data_vars)
+    assert {"loadings", "factor_returns", "factor_cov", "specific_var"} <= set(model.data_vars)
+    months = raw.indexes["date"].to_period("M").nunique()
+    assert hx.open_store(store, group="ff5_M").sizes["date"] == months
+
+
+def test_simulate_info_run_ff5(tmp_path, capsys):
+    store = tmp_path / "m.zarr"
+    assert main(["simulate", str(store), *SMALL]) == 0
+    assert main(["simulate", str(store), *SMALL]) == 2  # exists: clear error, exit code 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["run", str(store), "--preset", "seed"]) == 0
+    model = hx.open_store(store, group="model").load()
+    assert np.isfinite(model.factor_returns).all()
+    assert main(["ff5", str(store), "--freq", "W"]) == 0
+    weekly = hx.open_store(store, group="ff5_W")
+    assert {"MKT", "SMB", "HML", "RMW", "CMA", "portfolio_count"} <= set(weekly.data_vars)
+    capsys.readouterr()
+    assert main(["info", str(store)]) == 0
+    text = capsys.readouterr().out
+    assert "descriptors" in text and "== model ==" in text and "== ff5_W ==" in text
+    assert "dates: 2015-01-02" in text
+
+
+def test_missing_store_is_a_clear_error(tmp_path, capsys):
+    assert main(["info", str(tmp_path / "nope.zarr")]) == 2
+    assert "no store" in capsys.readouterr().err
+
+
+def test_parser_lists_commands():
+    text = build_parser().format_help()
+    for command in ("simulate", "demo", "run", "ff5", "info"):
+        assert command in text
