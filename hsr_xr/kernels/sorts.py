@@ -180,12 +180,9 @@ def double_sort(
 
     chars = np.asarray(characteristics)
     char_bp = breakpoints(chars, bp_mask[:, None, :], char_probs)
-    char_code = bucket_codes(chars, char_bp, ok_sort[:, None, :])
-    codes = np.where(
-        (size_code[:, None, :] >= 0) & (char_code >= 0),
-        size_code[:, None, :] * n_char + char_code,
-        -1,
-    )
+    # size_code >= 0 already implies held and sortable
+    char_code = bucket_codes(chars, char_bp, size_code[:, None, :] >= 0)
+    codes = np.where(char_code >= 0, size_code[:, None, :] * np.int8(n_char) + char_code, -1)
 
     wr = np.where(ok_hold, weights * returns, 0.0)
     w = np.where(ok_hold, weights, 0.0)
