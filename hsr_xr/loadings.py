@@ -19,27 +19,12 @@ import xarray as xr
 from .errors import ValidationError
 from .kernels import standardize as K
 from .schema import (
+    SEED_STYLES,
     check_aligned,
     check_coords,
     check_core_unchunked,
     industry_names,
     validate,
-)
-
-#: The seed's twelve styles, in the seed's order.
-SEED_STYLES: tuple[str, ...] = (
-    "beta",
-    "volatility",
-    "momentum",
-    "size",
-    "nonlinear_size",
-    "trading_activity",
-    "growth",
-    "earnings_yield",
-    "value",
-    "earnings_variability",
-    "leverage",
-    "dividend_yield",
 )
 
 #: Styles matched by exact descriptor name only (no ``<style>_`` prefix rule).

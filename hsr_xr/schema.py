@@ -19,6 +19,22 @@ from .errors import ValidationError
 
 UNKNOWN_INDUSTRY = -1
 
+#: The seed's twelve style factors, in the seed's order (the default `style` coordinate).
+SEED_STYLES: tuple[str, ...] = (
+    "beta",
+    "volatility",
+    "momentum",
+    "size",
+    "nonlinear_size",
+    "trading_activity",
+    "growth",
+    "earnings_yield",
+    "value",
+    "earnings_variability",
+    "leverage",
+    "dividend_yield",
+)
+
 
 @dataclass(frozen=True)
 class VarSpec:

@@ -16,21 +16,7 @@ import xarray as xr
 
 from .exposures import factor_names
 from .kernels.standardize import orthogonalize, standardize
-
-SEED_STYLES: tuple[str, ...] = (
-    "beta",
-    "volatility",
-    "momentum",
-    "size",
-    "nonlinear_size",
-    "trading_activity",
-    "growth",
-    "earnings_yield",
-    "value",
-    "earnings_variability",
-    "leverage",
-    "dividend_yield",
-)
+from .schema import SEED_STYLES
 
 # Descriptor suffixes per style (the seed's naming: "<style>_<suffix>"); "size" and
 # "nonlinear_size" are single descriptors with exactly the style's name.
