@@ -62,12 +62,12 @@ _T_DOF = 5  # Student-t degrees of freedom of specific returns
 
 
 def _ar1(eps: np.ndarray, phi: np.ndarray, x0: np.ndarray, block: int = 128) -> np.ndarray:
-    """AR(1) paths x_t = phi x_{t-1} + eps_t with x_0 = x0, along axis 0, in blocks.
+    """AR(1) paths x_t = phi x_{t-1} + eps_t with x_0 = x0, along axis 0, in blocks, in place.
 
     Within a block the recursion is a scaled cumulative sum, so only T/block
     iterations run in Python; ``block`` keeps phi**-block well conditioned.
     """
-    out = np.empty_like(eps)
+    out = eps  # in place: each block reads its innovations before overwriting them
     out[0] = x0
     prev = x0
     for a in range(1, eps.shape[0], block):
@@ -83,17 +83,23 @@ def _sparse_positions(rng: np.random.Generator, size: int, frac: float) -> np.nd
     return rng.integers(0, size, rng.binomial(size, frac))
 
 
-def _standardize_rows(x: np.ndarray) -> np.ndarray:
-    """Equal-weighted z-score over the asset axis (axis 1 of (T, N, ...))."""
-    return (x - x.mean(axis=1, keepdims=True)) / x.std(axis=1, keepdims=True)
+def _cap_standardize(x: np.ndarray, w: np.ndarray, block: int = 256) -> np.ndarray:
+    """Seed-style standardization of (T, N, S) exposures over assets with cap weights (T, N).
 
-
-def _cap_standardize(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Seed-style standardization of (T, N, S) exposures over assets with cap weights (T, N)."""
-    z, _ = standardize(
-        np.moveaxis(x, -1, 1), w[:, None, :], lower=None, upper=None, n_std=3.0, min_valid=1
-    )
-    return np.moveaxis(z, 1, -1)
+    Runs over blocks of dates so that the kernel's temporaries stay small.
+    """
+    out = np.empty_like(x)
+    for a in range(0, x.shape[0], block):
+        z, _ = standardize(
+            np.moveaxis(x[a : a + block], -1, 1),
+            w[a : a + block, None, :],
+            lower=None,
+            upper=None,
+            n_std=3.0,
+            min_valid=1,
+        )
+        out[a : a + block] = np.moveaxis(z, 1, -1)
+    return out
 
 
 def _correlation(k: int, rng: np.random.Generator, strength: float = 0.35) -> np.ndarray:
@@ -231,10 +237,10 @@ def simulate_market(
     chol_s = np.linalg.cholesky(style_corr)
     phi = np.full(S, 0.5 ** (1 / 126))
     x0 = rng.standard_normal((N, S)) @ chol_s.T
-    eps = rng.standard_normal((T, N, S)) @ chol_s.T
-    eps *= np.sqrt(1 - phi**2)
-    X = _standardize_rows(_ar1(eps, phi, x0))
-    del eps
+    X = rng.standard_normal((T, N, S))
+    for a in range(0, T, 256):  # correlate the innovations, in place, a block at a time
+        X[a : a + 256] = X[a : a + 256] @ (chol_s.T * np.sqrt(1 - phi**2))
+    X = _ar1(X, phi, x0)  # stationary: unit variance per style
     # size and nonlinear_size are functions of the cap path, set once returns exist
     X[..., [styles.index(s) for s in ("size", "nonlinear_size") if s in styles]] = 0.0
 
@@ -296,6 +302,7 @@ def simulate_market(
             X[..., styles.index("nonlinear_size")] = _cap_standardize(resid[..., None], w)[..., 0]
     r = f[:, :1] + np.einsum("tns,ts->tn", X, f[:, 1 : 1 + S]) + f[:, 1 + S :][:, industry] + u
     r = np.maximum(r, -0.9)
+    X[~listed] = np.nan  # true exposures exist while the asset is listed
 
     # --- missing returns: not listed, and short suspensions ------------------------
     suspended = np.zeros((T, N), dtype=bool)
@@ -317,32 +324,45 @@ def simulate_market(
 
     # --- raw descriptors: noisy, heavy-tailed, differently scaled transforms --------
     table = _descriptor_table(styles, descriptors_per_style)
-    desc = np.empty((T, N, len(table)))
+    desc = np.empty((len(table), T, N))  # descriptor-major: each one written contiguously
+    log_size = np.log(market_cap)
+    exposure = {}  # contiguous (T, N) true exposure per style, made once
+    noise, y = np.empty((T, N), dtype=np.float32), np.empty((T, N))  # reused buffers
     for j, (_, style, kind) in enumerate(table):
+        out = desc[j]
         if kind == -1:
-            log_size = np.log(market_cap)
             if style == "size":
-                desc[..., j] = log_size
+                out[:] = log_size
             else:  # cube of the standardized log cap (Barra's nonlinear size)
-                desc[..., j] = _cap_standardize(log_size[..., None], market_cap)[..., 0] ** 3
+                out[:] = _cap_standardize(log_size[..., None], market_cap)[..., 0] ** 3
             continue
-        x = X[..., styles.index(style)]
-        noise = rng.standard_normal((T, N))
+        if style not in exposure:
+            exposure[style] = np.ascontiguousarray(X[..., styles.index(style)])
+        rng.standard_normal(dtype=np.float32, out=noise)
         noise.flat[_sparse_positions(rng, T * N, 0.005)] *= 8.0  # outliers
-        y = 0.9 * x + 0.4 * rng.standard_normal(N) + 0.25 * noise
+        np.multiply(noise, 0.25, out=y, dtype=float)
+        y += 0.9 * exposure[style]
+        y += 0.4 * rng.standard_normal(N)  # persistent per-asset measurement error
         scale, offset = rng.uniform(0.2, 5.0), rng.normal(0, 2.0)
         if kind == 0:
-            val = offset + scale * y
+            np.multiply(y, scale, out=out)
+            out += offset
         elif kind == 1:
-            val = scale * np.exp(0.6 * y)
+            np.exp(np.multiply(y, 0.6, out=y), out=y)
+            np.multiply(y, scale, out=out)
         elif kind == 2:
-            val = offset + scale * np.sinh(0.8 * y)
+            np.sinh(np.multiply(y, 0.8, out=y), out=y)
+            np.multiply(y, scale, out=out)
+            out += offset
         else:
-            val = -offset + scale * y * np.abs(y) ** 0.3
-        val[:, rng.random(N) < 0.03] = np.nan  # assets never covered by this descriptor
-        val.flat[_sparse_positions(rng, T * N, descriptor_missing)] = np.nan
-        desc[..., j] = val
-    desc[~listed] = np.nan
+            np.multiply(y, np.sqrt(np.sqrt(np.abs(y))), out=out)  # y |y|^0.25
+            out *= scale
+            out -= offset
+        out[:, rng.random(N) < 0.03] = np.nan  # assets never covered by this descriptor
+        out.flat[_sparse_positions(rng, T * N, descriptor_missing)] = np.nan
+    del exposure, noise, y
+    desc[:, ~listed] = np.nan
+    desc = np.moveaxis(desc, 0, -1)  # (date, asset, descriptor) view, no copy
 
     # --- FF5 characteristics ------------------------------------------------------
     def _char(style: str, missing: float) -> np.ndarray:
@@ -379,7 +399,7 @@ def simulate_market(
             "close": (DA, close, {"long_name": "unadjusted close"}),
             "adj_close": (DA, adj_close, {"long_name": "split-adjusted close"}),
             "truth_factor_returns": (("date", "factor"), f),
-            "truth_exposures": (("date", "asset", "style"), np.where(listed[..., None], X, np.nan)),
+            "truth_exposures": (("date", "asset", "style"), X),
             "truth_factor_cov": (("date", "factor", "factor2"), true_cov),
             "truth_specific_var": (DA, np.where(listed, spec_var, np.nan)),
             "truth_specific_returns": (DA, np.where(observed, u, np.nan)),
