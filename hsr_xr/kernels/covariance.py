@@ -102,9 +102,31 @@ def _lagged(z: np.ndarray, lag: int, axis: int) -> np.ndarray:
     return out
 
 
+def _mask_few(var: np.ndarray, miss: np.ndarray, need: int, *, block: int = 128) -> None:
+    """Set ``var`` (date first) to NaN before ``need`` observations, in place.
+
+    Counts are scanned in blocks of dates (carried between blocks) and the scan
+    stops once every series has ``need`` observations.
+    """
+    carry = None
+    for a in range(0, var.shape[0], block):
+        b = min(a + block, var.shape[0])
+        cnt, carry = ewma_scan(~miss[a:b], 1.0, carry=carry)
+        var[a:b][cnt < need] = np.nan
+        if carry.min(initial=np.inf) >= need:
+            break
+
+
 def ewma_nw_variance(
-    x: np.ndarray, halflife: float, *, lags: int = 0, min_periods: int = 1, axis: int = -1
-) -> tuple[np.ndarray, np.ndarray]:
+    x: np.ndarray,
+    halflife: float,
+    *,
+    lags: int = 0,
+    min_periods: int = 1,
+    axis: int = -1,
+    counts: bool = True,
+    bound: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Weight-normalized EWMA variance with a Newey–West correction, along ``axis``.
 
     ``var_t = G0_t + sum_{l=1..lags} 2 (1 - l/(lags+1)) G_l,t`` with
@@ -122,26 +144,43 @@ def ewma_nw_variance(
         Newey–West lags (0 = plain EWMA).
     min_periods : int
         Observations of ``x`` (up to and including t) needed; NaN before.
+    counts : bool
+        Also return the observation counts (else ``None``, which is cheaper).
+    bound : ndarray (T,), optional
+        Per-date bound on ``|x|``: ``x`` is clipped to ``[-bound, bound]`` first
+        (NaN stays NaN; without lags only the squares are formed, ``min(x**2, bound**2)``).
 
     Returns
     -------
     var : ndarray, shape of ``x`` (squared units of ``x``)
-    n_obs : ndarray (float counts), observations up to and including each date
+    n_obs : ndarray (float counts) or None, observations up to and including each date
     """
     # date first: for the usual (asset, date) view of a (date, asset) array this makes
     # every pass below contiguous
     x = np.moveaxis(np.asarray(x, dtype=float), axis, 0)
-    m = ~np.isnan(x)
-    z = np.where(m, x, 0.0)
-    mf = m.astype(float)
+    miss = np.isnan(x)
+    mf = np.subtract(1.0, miss)  # 1.0 where observed
+    if bound is not None:
+        bound = np.asarray(bound, dtype=float).reshape((-1,) + (1,) * (x.ndim - 1))
+    z = None
+    if lags:
+        z = np.where(miss, 0.0, x if bound is None else np.clip(x, -bound, bound))
     lam = decay(halflife)
+    need = max(min_periods, 1)
+    n_obs = ewma_scan(mf, 1.0)[0] if counts else None
     var = g0 = None
     weights = bartlett(lags)
     for lag in range(lags + 1):
-        # without lags z and mf are not needed again: reuse them as buffers
-        x2 = np.multiply(z, _lagged(z, lag, 0), out=z if lags == 0 else None)
+        if lags:
+            x2 = z * _lagged(z, lag, 0)
+            w = mf * _lagged(mf, lag, 0)
+        else:  # x**2 with 0 where missing; mf is not needed again: reuse it
+            x2 = np.multiply(x, x)
+            if bound is not None:  # |x| clipped at bound <=> x**2 capped at bound**2
+                np.minimum(x2, bound * bound, out=x2)
+            np.copyto(x2, 0.0, where=miss)
+            w = mf
         num, _ = ewma_scan(x2, lam, overwrite=True)
-        w = mf if lags == 0 else mf * _lagged(mf, lag, 0)
         den, _ = ewma_scan(w, lam, overwrite=True)
         with np.errstate(invalid="ignore", divide="ignore"):
             g = np.divide(num, den, out=num)
@@ -153,9 +192,11 @@ def ewma_nw_variance(
             var += 2.0 * weights[lag - 1] * g
     if lags:
         var = np.where(var > 0, var, g0)
-    n_obs, _ = ewma_scan(m, 1.0)  # float counts, exact
-    var[n_obs < max(min_periods, 1)] = np.nan
-    return np.moveaxis(var, 0, axis), np.moveaxis(n_obs, 0, axis)
+    if n_obs is not None:
+        var[n_obs < need] = np.nan
+    elif need > 1:
+        _mask_few(var, miss, need)
+    return np.moveaxis(var, 0, axis), None if n_obs is None else np.moveaxis(n_obs, 0, axis)
 
 
 def _mask_groups(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -216,7 +257,9 @@ def ewma_covariance(
     L = int(corr_lags)
     m = ~np.isnan(f)
     z = np.where(m, f, 0.0)
-    var, _ = ewma_nw_variance(f, vol_halflife, lags=vol_lags, min_periods=min_periods, axis=0)
+    var, _ = ewma_nw_variance(
+        f, vol_halflife, lags=vol_lags, min_periods=min_periods, axis=0, counts=False
+    )
     sd = np.sqrt(var)
     mg, code = _mask_groups(m)
     single = mg.shape[1] == 1
@@ -228,8 +271,12 @@ def ewma_covariance(
         den, _ = ewma_scan(mg[:, :, None] * _lagged(mg, lag, 0)[:, None, :], lam, overwrite=True)
         with np.errstate(divide="ignore"):
             inv_w[lag] = np.where(den > 0, 1.0 / den, 0.0)
+    # pairs observed together fewer than min_periods times get correlation 0
     few = np.cumsum(mg[:, :, None] * mg[:, None, :], axis=0) < mp  # (T, G, G)
-    few_any = few.any(axis=(1, 2))
+    inv_w[:, few] = 0.0
+    G = mg.shape[1]
+    inv_w = inv_w.reshape(L + 1, T, G * G)
+    pair = code[:, None] * G + code[None, :]  # (K, K) index into the G x G pattern pairs
     weights = bartlett(L)
     zl = np.stack([_lagged(z, lag, 0) for lag in range(L + 1)])  # (L+1, T, K): z_{t-lag}
     carry = np.zeros((L + 1, K, K))
@@ -244,23 +291,25 @@ def ewma_covariance(
             g = C[None] if L == 0 else buf[:, : b - a]
             np.multiply(z[a:b, :, None], zl[:, a:b, None, :], out=g)
             _, carry = ewma_scan(g, lam, axis=1, carry=carry, overwrite=True)
-            if single:
-                g *= inv_w[:, a:b, 0, 0][:, :, None, None]
-            else:
-                g *= inv_w[:, a:b][:, :, code][:, :, :, code]
+            # inverse pairwise weight sums, (L+1, n, K, K) or broadcastable
+            iw = inv_w[:, a:b, :1, None] if single else np.take(inv_w[:, a:b], pair, axis=-1)
             if L:
+                g *= iw
                 nw = np.tensordot(weights, g[1:], axes=1)
                 nw += np.swapaxes(nw, 1, 2).copy()  # exactly symmetric
                 np.add(g[0], nw, out=C)
                 d2 = C[:, diag, diag]
                 d2 = np.where(d2 > 0, d2, g[0][:, diag, diag])
-            else:
-                d2 = C[:, diag, diag]
-            inv = np.where(d2 > 0, 1.0 / np.sqrt(d2), 0.0)
-            C *= inv[:, :, None] * inv[:, None, :]
+                inv = np.where(d2 > 0, 1.0 / np.sqrt(d2), 0.0)
+                C *= inv[:, :, None] * inv[:, None, :]
+            else:  # C = num * iw / sqrt(d d'), the scaling formed on its own first
+                iw0 = iw[0]
+                d2 = C[:, diag, diag] * (iw0[:, :, 0] if single else iw0[:, diag, diag])
+                inv = np.where(d2 > 0, 1.0 / np.sqrt(d2), 0.0)
+                scale = inv[:, :, None] * inv[:, None, :]
+                scale *= iw0
+                C *= scale
             np.clip(C, -1.0, 1.0, out=C)
-            if few_any[a:b].any():
-                C[few[a:b][:, code][:, :, code]] = 0.0
             C[:, diag, diag] = 1.0
             C *= sd[a:b, :, None] * sd[a:b, None, :]
     return out

@@ -50,15 +50,22 @@ def specific_ewma(
     var : ndarray (..., T), squared return units, NaN before ``min_periods`` observations
     history : ndarray (..., T), only with ``history_window``
     """
-    e = np.asarray(e, dtype=float)
+    cap = None
     if clip is not None:
         cap = np.sqrt(np.maximum(np.asarray(clip, dtype=float), 0.0))
         cap[np.isnan(cap)] = np.inf
-        e = np.clip(e, -cap, cap)  # NaN stays NaN
-    var, n_obs = ewma_nw_variance(e, halflife, lags=lags, min_periods=min_periods, axis=-1)
+    var, n_obs = ewma_nw_variance(
+        e,
+        halflife,
+        lags=lags,
+        min_periods=min_periods,
+        axis=-1,
+        counts=history_window is not None,
+        bound=cap,
+    )
     if history_window is None:
         return var
-    hist = n_obs.astype(float)
+    hist = n_obs.copy()
     if history_window < n_obs.shape[-1]:
         hist[..., history_window:] -= n_obs[..., :-history_window]
     return var, hist
