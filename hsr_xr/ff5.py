@@ -111,7 +111,7 @@ def _at_formation(var: xr.DataArray, idx: np.ndarray, fill) -> xr.DataArray:
 def _sort_block(ret, w, size, bp, prof, inv, held, sortable, bp_mask):
     shape = np.broadcast_shapes(ret.shape, w.shape, size.shape)
     b = [np.broadcast_to(a, shape) for a in (ret, w, size, held, sortable, bp_mask)]
-    chars = np.stack([np.broadcast_to(c, shape) for c in (bp, prof, inv)], axis=1)
+    chars = [np.broadcast_to(c, shape) for c in (bp, prof, inv)]  # no stacked copy
     return double_sort(b[0], b[1], b[2], chars, held=b[3], sortable=b[4], breakpoint_mask=b[5])
 
 
