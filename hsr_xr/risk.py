@@ -287,8 +287,8 @@ def _specific_side(
 
     clip = None
     if opts["specific_clip"] is not None:
-        e2 = _cross(e**2, dc)
-        clip = _xs(kspec.row_quantile, e2, kwargs={"q": float(opts["specific_clip"])})
+        q = float(opts["specific_clip"])
+        clip = _xs(kspec.row_quantile, _cross(e, dc), kwargs={"q": q, "square": True})
         if dask_in:
             clip = clip.chunk({"date": -1})
     ts_kwargs = {

@@ -331,15 +331,15 @@ def _restore_invalid(F: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return np.where(keep, F, np.nan)
 
 
-def _not_pd(G: np.ndarray, idx: np.ndarray, leaf: int = 8) -> list[np.ndarray]:
-    """Indices (into ``G``) of matrices that fail Cholesky: the batch, then its leaves."""
+def _not_pd(G: np.ndarray, lo: int, hi: int, leaf: int = 8) -> list[np.ndarray]:
+    """Indices in ``lo:hi`` of the matrices of ``G`` that fail Cholesky: the batch, then leaves."""
     try:
-        np.linalg.cholesky(G[idx])
+        np.linalg.cholesky(G[lo:hi])
         return []
     except np.linalg.LinAlgError:
-        if len(idx) <= leaf:
-            return [idx]
-        return [bad for c in range(0, len(idx), leaf) for bad in _not_pd(G, idx[c : c + leaf])]
+        if hi - lo <= leaf:
+            return [np.arange(lo, hi)]
+        return [b for c in range(lo, hi, leaf) for b in _not_pd(G, c, min(c + leaf, hi), leaf)]
 
 
 def shared_history(f: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -398,11 +398,14 @@ def clip_psd(
     todo = np.arange(T) if skip is None else np.flatnonzero(~np.asarray(skip, dtype=bool))
     for a in range(0, len(todo), block):
         dates = todo[a : a + block]
-        valid = valid_all[dates]
+        # a run of consecutive dates is sliced (a view), not gathered
+        run = dates[-1] - dates[0] + 1 == len(dates)
+        sel = slice(dates[0], dates[-1] + 1) if run else dates
+        valid = valid_all[sel]
         full = bool(valid.all())
-        G = F[dates] if full else _fill_invalid(F[dates], valid)
+        G = F[sel] if full else _fill_invalid(F[sel], valid)
         test = G if full else G + (~valid)[:, :, None] * eye
-        bad = _not_pd(test, np.arange(len(dates)))
+        bad = _not_pd(test, 0, len(dates))
         if not bad:
             continue
         bad = np.concatenate(bad)

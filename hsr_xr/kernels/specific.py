@@ -74,15 +74,17 @@ def specific_ewma(
 # ---------------------------------------------------------------- cross-sectional (asset last)
 
 
-def row_quantile(x: np.ndarray, q: float) -> np.ndarray:
+def row_quantile(x: np.ndarray, q: float, *, square: bool = False) -> np.ndarray:
     """Linear-interpolated quantile ``q`` of each row, ignoring NaN (NaN for an empty row).
 
     Vectorized over rows, matching ``np.nanquantile(x, q, axis=-1)`` exactly. Only
     the band of order statistics that some row needs is put in order: one
     partition at the band's start, one at its end, a sort of the band (NaN sort
-    last); a full sort when the band is wide.
+    last); a full sort when the band is wide. ``square=True`` gives the quantile
+    of ``x**2``.
     """
-    x = np.asarray(x, dtype=float)
+    # a buffer of our own (the squares, or a copy), put in order in place
+    x = np.multiply(x, x, dtype=float) if square else np.array(x, dtype=float)
     width = x.shape[-1]
     n = width - np.isnan(x).sum(axis=-1)
     has = n > 0
@@ -94,12 +96,15 @@ def row_quantile(x: np.ndarray, q: float) -> np.ndarray:
     k1 = int(hi[has].max()) if has.any() else 0
     band = k1 - k0 + 1
     if 2 * band > width:
-        s, k0 = np.sort(x, axis=-1), 0
+        k0, s = 0, x
     else:
-        s = np.partition(x, k0, axis=-1)[..., k0:] if k0 else x
+        if k0:
+            x.partition(k0, axis=-1)
+        s = x[..., k0:]
         if band < s.shape[-1]:
-            s = np.partition(s, band - 1, axis=-1)[..., :band]
-        s = np.sort(s, axis=-1)
+            s.partition(band - 1, axis=-1)
+            s = s[..., :band]
+    s.sort(axis=-1)
     last = s.shape[-1] - 1
     v_lo = np.take_along_axis(s, np.clip(lo - k0, 0, last)[..., None], axis=-1)[..., 0]
     v_hi = np.take_along_axis(s, np.clip(hi - k0, 0, last)[..., None], axis=-1)[..., 0]
