@@ -268,9 +268,12 @@ def _xs(func, *args: xr.DataArray, out_dims=(), n_out=1, kwargs=None):
     )
 
 
-def _scale_floor(var: np.ndarray, scale: np.ndarray, *, floor: float) -> np.ndarray:
-    """``max(var * scale, floor)`` with NaN kept (one pass)."""
-    out = np.multiply(var, scale)
+def _scale_floor(
+    var: np.ndarray, scale: np.ndarray, *, floor: float, overwrite: bool = False
+) -> np.ndarray:
+    """``max(var * scale, floor)`` with NaN kept; into ``var`` itself with ``overwrite``."""
+    inplace = overwrite and var.dtype == float and var.flags.writeable
+    out = np.multiply(var, scale, out=var if inplace else None)
     return np.maximum(out, floor, out=out)
 
 
@@ -379,7 +382,8 @@ def _specific_side(
         _scale_floor,
         var,
         scale,
-        kwargs={"floor": float(opts["specific_floor"])},
+        # NumPy: var is this function's own intermediate, so it is scaled in place
+        kwargs={"floor": float(opts["specific_floor"]), "overwrite": not dask_in},
         dask="parallelized",
         output_dtypes=[float],
     )

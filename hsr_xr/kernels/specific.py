@@ -74,17 +74,22 @@ def specific_ewma(
 # ---------------------------------------------------------------- cross-sectional (asset last)
 
 
-def row_quantile(x: np.ndarray, q: float, *, square: bool = False) -> np.ndarray:
+def row_quantile(
+    x: np.ndarray, q: float, *, square: bool = False, overwrite: bool = False
+) -> np.ndarray:
     """Linear-interpolated quantile ``q`` of each row, ignoring NaN (NaN for an empty row).
 
     Vectorized over rows, matching ``np.nanquantile(x, q, axis=-1)`` exactly. Only
     the band of order statistics that some row needs is put in order: one
     partition at the band's start, one at its end, a sort of the band (NaN sort
     last); a full sort when the band is wide. ``square=True`` gives the quantile
-    of ``x**2``.
+    of ``x**2``; ``overwrite=True`` reorders a float64 ``x`` in place instead of a copy.
     """
-    # a buffer of our own (the squares, or a copy), put in order in place
-    x = np.multiply(x, x, dtype=float) if square else np.array(x, dtype=float)
+    # a buffer of our own (the squares, a copy, or x itself), put in order in place
+    if square:
+        x = np.multiply(x, x, dtype=float)
+    else:
+        x = np.asarray(x, dtype=float) if overwrite else np.array(x, dtype=float)
     width = x.shape[-1]
     n = width - np.isnan(x).sum(axis=-1)
     has = n > 0
@@ -124,11 +129,15 @@ def seed_fill_shrink(var: np.ndarray, present: np.ndarray, *, shrink: float) -> 
     var : ndarray (T, N)
     present : ndarray of bool (T, N)
     """
-    med = row_quantile(var, 0.5)[..., None]
-    out = np.where(np.isnan(var) & present, med, var)
+    out = np.array(var, dtype=float)  # scratch for the median, then the output
+    med = row_quantile(out, 0.5, overwrite=True)[..., None]
     if shrink:
-        out *= 1.0 - shrink
+        np.multiply(var, 1.0 - shrink, out=out)
         out += shrink * med
+        med = med * (1.0 - shrink) + shrink * med  # the value of a filled asset
+    else:
+        np.copyto(out, var)
+    np.copyto(out, med, where=np.isnan(var) & present)
     return out
 
 
