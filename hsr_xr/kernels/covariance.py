@@ -220,7 +220,7 @@ def ewma_covariance(
     vol_lags: int = 0,
     corr_lags: int = 0,
     min_periods: int = 1,
-    block: int = 64,
+    block: int = 32,
 ) -> np.ndarray:
     """EWMA factor covariance with separate volatility and correlation half-lives.
 
@@ -247,6 +247,8 @@ def ewma_covariance(
     ----------
     f : ndarray (T, K)
         Factor returns, NaN = not observed.
+    block : int
+        Dates per block (the block's K x K matrices stay in cache).
 
     Returns
     -------
@@ -277,6 +279,8 @@ def ewma_covariance(
     G = mg.shape[1]
     inv_w = inv_w.reshape(L + 1, T, G * G)
     pair = code[:, None] * G + code[None, :]  # (K, K) index into the G x G pattern pairs
+    pair_diag = pair[np.arange(K), np.arange(K)]
+    minor = np.flatnonzero(code != np.bincount(code).argmax())  # outside the main pattern
     weights = bartlett(L)
     zl = np.stack([_lagged(z, lag, 0) for lag in range(L + 1)])  # (L+1, T, K): z_{t-lag}
     carry = np.zeros((L + 1, K, K))
@@ -291,9 +295,9 @@ def ewma_covariance(
             g = C[None] if L == 0 else buf[:, : b - a]
             np.multiply(z[a:b, :, None], zl[:, a:b, None, :], out=g)
             _, carry = ewma_scan(g, lam, axis=1, carry=carry, overwrite=True)
-            # inverse pairwise weight sums, (L+1, n, K, K) or broadcastable
-            iw = inv_w[:, a:b, :1, None] if single else np.take(inv_w[:, a:b], pair, axis=-1)
             if L:
+                # inverse pairwise weight sums, (L+1, n, K, K) or broadcastable
+                iw = inv_w[:, a:b, :1, None] if single else np.take(inv_w[:, a:b], pair, axis=-1)
                 g *= iw
                 nw = np.tensordot(weights, g[1:], axes=1)
                 nw += np.swapaxes(nw, 1, 2).copy()  # exactly symmetric
@@ -302,16 +306,31 @@ def ewma_covariance(
                 d2 = np.where(d2 > 0, d2, g[0][:, diag, diag])
                 inv = np.where(d2 > 0, 1.0 / np.sqrt(d2), 0.0)
                 C *= inv[:, :, None] * inv[:, None, :]
-            else:  # C = num * iw / sqrt(d d'), the scaling formed on its own first
-                iw0 = iw[0]
-                d2 = C[:, diag, diag] * (iw0[:, :, 0] if single else iw0[:, diag, diag])
-                inv = np.where(d2 > 0, 1.0 / np.sqrt(d2), 0.0)
-                scale = inv[:, :, None] * inv[:, None, :]
-                scale *= iw0
-                C *= scale
-            np.clip(C, -1.0, 1.0, out=C)
-            C[:, diag, diag] = 1.0
-            C *= sd[a:b, :, None] * sd[a:b, None, :]
+                np.clip(C, -1.0, 1.0, out=C)
+                C[:, diag, diag] = 1.0
+                C *= sd[a:b, :, None] * sd[a:b, None, :]
+                continue
+            # No lags. Pairs of the most common observation pattern share one weight
+            # sum, which cancels: F_ij = num_ij c_i c_j, c = sd / sqrt(diag num), a
+            # weighted Gram matrix (|rho| <= 1 up to rounding). Rows and columns of
+            # the other factors are normalized pair by pair and clipped.
+            s = sd[a:b]
+            dnum = C[:, diag, diag]
+            rows = None
+            if len(minor):
+                w0 = inv_w[0, a:b]
+                inv = dnum * np.take(w0, pair_diag, axis=-1)
+                inv = np.where(inv > 0, 1.0 / np.sqrt(inv), 0.0)
+                rows = C[:, minor, :] * np.take(w0, pair[minor], axis=-1)
+                rows *= inv[:, minor, None] * inv[:, None, :]
+                np.clip(rows, -1.0, 1.0, out=rows)
+                rows *= s[:, minor, None] * s[:, None, :]
+            c = s * np.where(dnum > 0, 1.0 / np.sqrt(dnum), 0.0)
+            C *= c[:, :, None] * c[:, None, :]
+            if rows is not None:
+                C[:, minor, :] = rows
+                C[:, :, minor] = np.swapaxes(rows, 1, 2)
+            C[:, diag, diag] = s * s
     return out
 
 
