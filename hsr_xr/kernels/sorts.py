@@ -14,47 +14,84 @@ from collections.abc import Sequence
 
 import numpy as np
 
-BLOCK_CELLS = 2**15  # date-asset cells per vectorized step of double_sort (L2-sized buffers)
+BLOCK_CELLS = 40_000  # date-asset cells per vectorized step of double_sort (8 dates at N=5000)
 
 
 def _count_not_nan(ordered: np.ndarray) -> np.ndarray:
-    """Non-NaN entries per row of rows sorted with NaN last (vectorized bisection)."""
-    flat = ordered.reshape(-1, ordered.shape[-1])
-    rows = np.arange(flat.shape[0])
-    lo = np.zeros(flat.shape[0], dtype=np.int64)  # invariant: flat[:, :lo] not NaN
-    hi = np.full(flat.shape[0], flat.shape[1], dtype=np.int64)  # flat[:, hi:] NaN
-    while True:
-        open_ = lo < hi
-        if not open_.any():
-            break
-        mid = (lo + hi) // 2
-        nan = np.isnan(flat[rows, np.minimum(mid, flat.shape[1] - 1)])
-        lo = np.where(open_ & ~nan, mid + 1, lo)
-        hi = np.where(open_ & nan, mid, hi)
-    return lo.reshape(ordered.shape[:-1])
+    """Non-NaN entries per row of rows sorted with NaN last (first NaN position)."""
+    nan = np.isnan(ordered)
+    return np.where(nan[..., -1], np.argmax(nan, axis=-1), ordered.shape[-1])
 
 
-def _pad(probs: Sequence[float], size: int) -> list[float]:
-    """``probs`` extended to ``size`` entries by repeating its last one."""
-    probs = list(probs)
-    return probs + probs[-1:] * (size - len(probs))
-
-
-def _sorted_quantiles(ordered: np.ndarray, n: np.ndarray, probs) -> np.ndarray:
+def _sorted_quantiles(ordered: np.ndarray, n: np.ndarray, probs: Sequence[float]) -> np.ndarray:
     """Linear-interpolation quantiles of rows sorted with NaN last, ``n`` non-NaN each.
 
-    ``probs`` is a sequence of levels or an array broadcasting against ``n[..., None]``.
+    ``ordered`` is C-contiguous (rows are read through flat indices).
     """
     p = np.asarray(probs, dtype=float)
     top = np.maximum(n - 1, 0)[..., None]
     pos = p * top
-    lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, top)
-    frac = pos - lo
-    v_lo = np.take_along_axis(ordered, lo, axis=-1)
-    v_hi = np.take_along_axis(ordered, hi, axis=-1)
-    out = v_lo + (v_hi - v_lo) * frac
-    return np.where((n > 0)[..., None], out, np.nan)
+    lo = pos.astype(np.int64)  # floor, pos >= 0
+    flat = ordered.reshape(-1)
+    start = (np.arange(n.size) * ordered.shape[-1]).reshape(top.shape)
+    v_lo = flat[start + lo]
+    v_hi = flat[start + np.minimum(lo + 1, top)]
+    with np.errstate(invalid="ignore"):
+        out = v_lo + (v_hi - v_lo) * (pos - lo)
+    out[n == 0] = np.nan
+    return out
+
+
+def _select_quantiles(values: np.ndarray, n: np.ndarray, probs: Sequence[float]) -> np.ndarray:
+    """:func:`_sorted_quantiles` of unsorted rows by partial selection instead of a sort.
+
+    ``np.partition`` needs one ``kth`` for every row while the wanted rank
+    ``lo = floor(p * (n - 1))`` varies with each row's count ``n``. So each row gets
+    ``kth - lo`` extra ``-inf`` (and ``+inf`` for the rest of a few padding columns)
+    in front: ``kth`` then lands on its rank-``lo`` entry, and the next order
+    statistic is the minimum to its right. Successive levels continue on the part
+    right of the previous ``kth``. Same values as a full sort, about twice as fast
+    for one level.
+
+    Parameters
+    ----------
+    values : ndarray, shape (R, N)
+        NaN where not valid (anywhere in the row).
+    n : ndarray of int, shape (R,)
+        Valid entries per row.
+    probs : sequence of float in [0, 1]
+
+    Returns
+    -------
+    ndarray, shape (R, len(probs)); NaN rows where ``n == 0``.
+    """
+    probs = np.asarray(probs, dtype=float)
+    order = np.argsort(probs, kind="stable")
+    top = np.maximum(n - 1, 0)
+    live = n > 0
+    out = np.empty((values.shape[0], len(probs)))
+    cur, done = values, np.zeros(len(n), dtype=np.int64)  # cur's valid ranks start at done
+    for j in order:  # loop over the few levels only
+        pos = probs[j] * top
+        lo = np.floor(pos).astype(np.int64)
+        rank = np.where(live, lo - done, 0)
+        kth = int(rank.max(initial=0))
+        off = np.where(live, kth - rank, 0)
+        pad = int(off.max(initial=0))
+        buf = np.empty((len(n), pad + cur.shape[1]))
+        buf[:, :pad] = np.where(np.arange(pad) < off[:, None], -np.inf, np.inf)
+        buf[:, pad:] = cur
+        buf.partition(kth, axis=-1)
+        v_lo = buf[:, kth]
+        if buf.shape[1] > kth + 1:
+            v_next = np.fmin.reduce(buf[:, kth + 1 :], axis=-1)  # NaN-ignoring minimum
+            v_hi = np.where(lo + 1 <= top, v_next, v_lo)
+        else:
+            v_hi = v_lo
+        with np.errstate(invalid="ignore"):
+            out[:, j] = np.where(live, v_lo + (v_hi - v_lo) * (pos - lo), np.nan)
+        cur, done = buf[:, kth:], lo
+    return out
 
 
 def breakpoints(values: np.ndarray, mask: np.ndarray, probs: Sequence[float]) -> np.ndarray:
@@ -196,7 +233,7 @@ def double_sort(
     size_probs, char_probs : sequence of float
         Breakpoint quantiles: 2 size groups and 3 characteristic groups by default.
     block : int, optional
-        Dates processed per vectorized step (default: about 2**15 date-asset cells).
+        Dates processed per vectorized step (default: about 40,000 date-asset cells).
         Blocks keep the temporaries in reused, cache-sized buffers (several times
         faster at N=5000 than one step over 2520 dates, and memory stays
         bounded); results do not depend on it.
@@ -228,39 +265,39 @@ def double_sort(
         chars = [np.asarray(c) for c in characteristics]
     T, N = returns.shape
     K, S, C = len(chars), len(size_probs) + 1, len(char_probs) + 1
-    port = np.empty((T, K, S * C))
-    count = np.empty((T, K, S * C), dtype=np.int64)
-    market = np.empty(T)
     if block is None:
         block = BLOCK_CELLS // max(N, 1)
     block = max(1, min(block, T))
-    # one quantile call for size and characteristics: pad the shorter prob list
-    n_p = max(len(size_probs), len(char_probs))
-    probs = np.array(
-        [_pad(size_probs, n_p)] + [_pad(char_probs, n_p)] * K, dtype=float
-    )  # (1 + K, n_p)
     # counts ride in one float64 plane per few size groups: the sum of base**g over
     # the members of group g is exact (integers below 2**53) and decodes digit by digit
     base = 1 << max(int(N).bit_length(), 1)
     per_plane = max(1, 52 // base.bit_length())
     n_planes = -(-S // per_plane)
+    # per-date results, decoded after the loop
+    sums = np.empty((T, K * C, 2 * S))
+    packed_counts = np.empty((T, K * C, n_planes))
+    wr_sum, w_sum = np.empty(T), np.empty(T)
+    # reused block buffers (small enough to stay in cache)
     wr_b, w_b, f_b = (np.empty((block, N)) for _ in range(3))
     vals = np.empty((block, 2 * S, N))
-    onehot = np.empty((block, K * C, N))
+    onehot = np.empty((block, K, C, N))
     packed = np.empty((block, n_planes, N))
-    ordered = np.empty((block, 1 + K, N))
-    nan_b = np.empty((block, 1 + K, N), dtype=bool)
-    held_ok, sort_ok, member, tmp, tmp2 = (np.empty((block, N), dtype=bool) for _ in range(5))
-    code = np.empty((block, N), dtype=np.int8)
+    xs_b = np.empty((block, K, N))
+    count_dtype = np.uint16 if N < 2**16 else np.int64  # fast narrow row counts
+    size_b = np.empty((block, N))
+    ordered = np.empty((block, K, N))
+    nan_b = np.empty((block, K, N), dtype=bool)
+    held_ok, sort_ok, member = (np.empty((block, N), dtype=bool) for _ in range(3))
+    tmp, tmp2 = np.empty((block, K, N), dtype=bool), np.empty((block, K, N), dtype=bool)
+    code = np.empty((block, K, N), dtype=np.int8)
     for i in range(0, T, block):
         j = min(i + block, T)
         b = j - i
         r, w, sz = returns[i:j], weights[i:j], size[i:j]
-        xs = [c[i:j] for c in chars]
-        wr, wt, f = wr_b[:b], w_b[:b], f_b[:b]
-        ok, oks, m, t, t2 = held_ok[:b], sort_ok[:b], member[:b], tmp[:b], tmp2[:b]
+        wr, wt, f, xs = wr_b[:b], w_b[:b], f_b[:b], xs_b[:b]
+        ok, oks, m, t = held_ok[:b], sort_ok[:b], member[:b], tmp[:b, 0]
         # holdings: 0 < w < inf, r finite, in the universe; w*r and w zero elsewhere
-        # (boolean assignment and adds instead of copyto(where=), which is slow)
+        # (boolean assignment instead of copyto(where=), which is several times slower)
         np.greater(w, 0.0, out=ok)
         np.less(w, np.inf, out=t)
         ok &= t
@@ -272,9 +309,8 @@ def double_sort(
         wr[t] = 0.0
         np.copyto(wt, w)
         wt[t] = 0.0
-        wsum = wt.sum(axis=-1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            market[i:j] = np.where(wsum > 0, wr.sum(axis=-1) / wsum, np.nan)
+        np.sum(wr, axis=-1, out=wr_sum[i:j])
+        np.sum(wt, axis=-1, out=w_sum[i:j])
         # sortable: 0 < size < inf; breakpoints from sortable & breakpoint_mask entries:
         # x + (-0.0 there, NaN elsewhere) is x there exactly and NaN elsewhere
         np.greater(sz, 0.0, out=oks)
@@ -285,22 +321,25 @@ def double_sort(
         np.logical_not(t, out=t)
         f.fill(-0.0)
         f[t] = np.nan
+        for k, c in enumerate(chars):
+            np.copyto(xs[:, k], c[i:j])
+        # size: one quantile level by default, so partial selection beats a sort
+        n_size = N - t.view(np.uint8).sum(axis=-1, dtype=count_dtype).astype(np.int64)
+        size_bp = _select_quantiles(np.add(sz, f, out=size_b[:b]), n_size, size_probs)
+        size_bp, size_mono = _clean_breakpoints(size_bp)
         od = ordered[:b]
-        for k, x in enumerate([sz, *xs]):
-            np.add(x, f, out=od[:, k])
-        od.sort(axis=-1)  # NaN last; one sort for size and every characteristic
+        np.add(xs, f[:, None], out=od)
+        od.sort(axis=-1)  # NaN last; one sort for every characteristic
         nan = np.isnan(od, out=nan_b[:b])  # NaN block at the end of each row
-        n = np.where(nan[..., -1], np.argmax(nan, axis=-1), N)
-        bps = _sorted_quantiles(od, n, probs)  # (b, 1 + K, n_p)
-        size_bp, size_mono = _clean_breakpoints(bps[:, 0, : S - 1])
-        char_bp, char_mono = _clean_breakpoints(bps[:, 1:, : C - 1])
+        n = np.where(nan[:, :, -1], np.argmax(nan, axis=-1), N)
+        char_bp, char_mono = _clean_breakpoints(_sorted_quantiles(od, n, char_probs))
         # size groups of the held, sortable assets: masked w*r and w, packed counts
         oks &= ok
         v, pk, h = vals[:b], packed[:b], onehot[:b]
-        scratch = (t, t2, code[:b])
+        scr = (tmp[:b, 0], tmp2[:b, 0], code[:b, 0])
         pk[...] = 0.0
         for s in range(S):
-            _group_into(m, sz, size_bp, s, size_mono, *scratch)
+            _group_into(m, sz, size_bp, s, size_mono, *scr)
             m &= oks
             np.copyto(f, m)  # bool -> 0.0/1.0 once; f64 products are faster
             np.multiply(wr, f, out=v[:, 2 * s])
@@ -309,18 +348,19 @@ def double_sort(
                 f *= float(base ** (s % per_plane))
             pk[:, s // per_plane] += f
         # characteristic groups: one-hot per sort (NaN characteristic -> no group)
-        for k, x in enumerate(xs):
-            for c in range(C):
-                _group_into(h[:, k * C + c], x, char_bp[:, k], c, char_mono, *scratch)
-        sums = np.matmul(h, v.transpose(0, 2, 1))  # (b, K * C, 2 * S)
-        cnts = np.matmul(h, pk.transpose(0, 2, 1))  # (b, K * C, n_planes), exact
-        sums = sums.reshape(b, K, C, S, 2).transpose(0, 1, 3, 2, 4).reshape(b, K, S * C, 2)
-        cnts = cnts.reshape(b, K, C, n_planes).astype(np.int64)
-        digits = np.empty((b, K, S, C), dtype=np.int64)
-        for s in range(S):
-            digits[:, :, s] = cnts[..., s // per_plane] // base ** (s % per_plane) % base
-        cnt = digits.reshape(b, K, S * C)
-        count[i:j] = cnt
-        with np.errstate(invalid="ignore", divide="ignore"):
-            port[i:j] = np.where(cnt > 0, sums[..., 0] / sums[..., 1], np.nan)
+        scr = (tmp[:b], tmp2[:b], code[:b])
+        for c in range(C):
+            _group_into(h[:, :, c], xs, char_bp, c, char_mono, *scr)
+        h = h.reshape(b, K * C, N)
+        np.matmul(h, v.transpose(0, 2, 1), out=sums[i:j])
+        np.matmul(h, pk.transpose(0, 2, 1), out=packed_counts[i:j])  # exact integers
+    sums = sums.reshape(T, K, C, S, 2).transpose(0, 1, 3, 2, 4).reshape(T, K, S * C, 2)
+    packed_counts = packed_counts.reshape(T, K, C, n_planes).astype(np.int64)
+    count = np.empty((T, K, S, C), dtype=np.int64)
+    for s in range(S):
+        count[:, :, s] = packed_counts[..., s // per_plane] // base ** (s % per_plane) % base
+    count = count.reshape(T, K, S * C)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        port = np.where(count > 0, sums[..., 0] / sums[..., 1], np.nan)
+        market = np.where(w_sum > 0, wr_sum / w_sum, np.nan)
     return port, count, market
