@@ -394,8 +394,9 @@ def clip_psd(
 
     Dates whose matrix (restricted to its valid factors) passes a Cholesky test
     (batched over ``block`` dates; a failing batch is retested in leaves of 8) are
-    left as they are; the others are rebuilt as ``U diag(max(w, 0)) U'``
-    (symmetrized). Rows and columns of factors without a forecast stay NaN.
+    left as they are; the others become ``U diag(max(w, 0)) U'`` (formed as ``F``
+    minus its negative eigenpairs, symmetrized). Rows and columns of factors
+    without a forecast stay NaN.
 
     Parameters
     ----------
@@ -428,12 +429,17 @@ def clip_psd(
         if not bad:
             continue
         bad = np.concatenate(bad)
-        w, U = np.linalg.eigh(G[bad])
+        A = G[bad]
+        w, U = np.linalg.eigh(A)
         neg = (w < 0).any(axis=1)
         if not neg.any():
             continue
-        bad, w, U = bad[neg], np.maximum(w[neg], 0.0), U[neg]
-        R = (U * w[:, None, :]) @ np.swapaxes(U, -1, -2)
+        bad, A, w, U = bad[neg], A[neg], w[neg], U[neg]
+        # U diag(max(w, 0)) U' = A - U_ diag(w_) U_' over the (few, ascending-first)
+        # negative eigenpairs
+        k = int((w < 0).sum(axis=1).max())
+        Un = U[:, :, :k]
+        R = A - (Un * np.minimum(w[:, None, :k], 0.0)) @ np.swapaxes(Un, -1, -2)
         R = 0.5 * (R + np.swapaxes(R, -1, -2))
         F[dates[bad]] = R if full else _restore_invalid(R, valid[bad])
         clipped[dates[bad]] = True
