@@ -29,7 +29,9 @@ EWMAs are weight-normalized from the first observation (never started at zero),
 with NaN before ``min_periods`` observations. Every ``factor_cov`` is symmetric
 PSD: without the eigen adjustment, dates that fail a Cholesky test have their
 negative eigenvalues clipped at 0 (pairwise-missing factors or Newey–West terms
-can make the raw matrix slightly indefinite); the eigen adjustment is PSD by
+can make the raw matrix slightly indefinite; without correlation lags, dates
+where every valid factor has the same observation history are a weighted Gram
+matrix, PSD up to rounding, and are not tested); the eigen adjustment is PSD by
 construction.
 """
 
