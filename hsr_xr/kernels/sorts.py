@@ -1,11 +1,11 @@
 """Batched Fama-French style portfolio sorts over the asset axis.
 
 Pure NumPy, vectorized over a leading date axis and processed in cache-sized
-blocks of dates with reused buffers: per-date breakpoints from one sort of the
-stacked size and characteristic cross-sections, bucket membership by comparison
-with the breakpoints, and value-weighted bucket sums from one batched matrix
-product per block (characteristic one-hot indicators times size-masked
-quantities). No Python loop over dates or assets.
+blocks of dates with reused buffers: per-date breakpoints from a partial
+selection (size) and one sort of the stacked characteristic cross-sections,
+bucket codes by comparison with the breakpoints, and value-weighted bucket sums
+from a few ``np.bincount`` scatter-adds over (date, bucket-combination) keys. No
+Python loop over dates or assets.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+COMBOS = 4096  # most bucket-digit combinations per scatter-add key (7**3 = 343 by default)
 BLOCK_CELLS = 40_000  # date-asset cells per vectorized step of double_sort (8 dates at N=5000)
 
 
@@ -119,6 +120,18 @@ def breakpoints(values: np.ndarray, mask: np.ndarray, probs: Sequence[float]) ->
     return _sorted_quantiles(ordered, _count_not_nan(ordered), probs)
 
 
+def _count_above(
+    out: np.ndarray, values: np.ndarray, bps: np.ndarray, scratch: np.ndarray
+) -> np.ndarray:
+    """Number of breakpoints strictly below each value (0 for NaN), into integer ``out``."""
+    np.greater(values, bps[..., 0:1], out=scratch)
+    np.copyto(out, scratch)
+    for k in range(1, bps.shape[-1]):  # loop over the few breakpoints only
+        np.greater(values, bps[..., k : k + 1], out=scratch)
+        out += scratch
+    return out
+
+
 def _codes_into(
     out: np.ndarray, values: np.ndarray, bps: np.ndarray, scratch: np.ndarray
 ) -> np.ndarray:
@@ -133,45 +146,6 @@ def _codes_into(
     if bad.any():
         out[bad] = -1
     return out
-
-
-def _clean_breakpoints(bps: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Rows with a NaN breakpoint become all-NaN; also whether every row is non-decreasing."""
-    bad = np.isnan(bps).any(axis=-1, keepdims=True)
-    if bad.any():
-        bps = np.where(bad, np.nan, bps)
-    return bps, not (bps[..., 1:] < bps[..., :-1]).any()
-
-
-def _group_into(
-    out: np.ndarray,
-    values: np.ndarray,
-    bps: np.ndarray,
-    group: int,
-    monotone: bool,
-    scratch: np.ndarray,
-    scratch2: np.ndarray,
-    code: np.ndarray,
-) -> None:
-    """Indicator of ``bucket_codes(values, bps) == group`` written into ``out`` (any dtype).
-
-    ``bps`` rows are all-NaN or NaN-free (see :func:`_clean_breakpoints`). With
-    non-decreasing rows, group g is ``bps[g-1] < x <= bps[g]`` (one or two
-    comparisons, False for NaN); otherwise the codes are counted explicitly.
-    """
-    last = bps.shape[-1]
-    if not monotone:
-        _codes_into(code, values, bps, scratch)
-        np.equal(code, group, out=scratch)
-    elif group == 0:
-        np.less_equal(values, bps[..., 0:1], out=scratch)
-    elif group == last:
-        np.greater(values, bps[..., last - 1 : last], out=scratch)
-    else:
-        np.greater(values, bps[..., group - 1 : group], out=scratch)
-        np.less_equal(values, bps[..., group : group + 1], out=scratch2)
-        scratch &= scratch2
-    np.copyto(out, scratch)  # bool ufuncs then one cast: faster than casting outputs
 
 
 def bucket_codes(values: np.ndarray, bps: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -250,14 +224,15 @@ def double_sort(
 
     Notes
     -----
-    Per block, the breakpoints come from one in-place sort of a (dates, 1 + K,
-    N) buffer holding size and the K characteristics (non-breakpoint entries
-    NaN). The bucket sums are one batched product ``H @ V.T`` per block: ``H``
-    is the one-hot characteristic group of each sort (K * C rows of 0/1), ``V``
-    the w*r and w of the held, sortable assets masked per size group (2 * S
-    rows), so entry (k, c, s) sums size group s and group c of sort k. Counts
-    come from ``H`` times one plane holding ``base**s`` for size group s
-    (``base`` a power of two above N), an exact integer sum decoded by digits.
+    Per block of dates: the size breakpoints come from a padded partial selection
+    (:func:`_select_quantiles`), the characteristic breakpoints from one in-place
+    sort of a (dates, K, N) buffer (non-breakpoint entries NaN). Each asset then
+    gets one digit per sort, 0 (in no bucket) or ``1 + size_group * C +
+    char_group``; the digits of a few sorts form one key per (date, combination),
+    and three ``np.bincount`` scatter-adds (w*r, w, 1) over those keys replace
+    any per-bucket pass. Assets that are not held go to a trash bin, so their
+    NaN returns never meet a multiplication. Bucket sums add the combinations
+    over the other sorts' digits; MKT adds all combinations.
     """
     if isinstance(characteristics, np.ndarray):
         chars = [characteristics[:, k, :] for k in range(characteristics.shape[1])]
@@ -268,49 +243,36 @@ def double_sort(
     if block is None:
         block = BLOCK_CELLS // max(N, 1)
     block = max(1, min(block, T))
-    # counts ride in one float64 plane per few size groups: the sum of base**g over
-    # the members of group g is exact (integers below 2**53) and decodes digit by digit
-    base = 1 << max(int(N).bit_length(), 1)
-    per_plane = max(1, 52 // base.bit_length())
-    n_planes = -(-S // per_plane)
-    # per-date results, decoded after the loop
-    sums = np.empty((T, K * C, 2 * S))
-    packed_counts = np.empty((T, K * C, n_planes))
-    wr_sum, w_sum = np.empty(T), np.empty(T)
+    # digit per sort: 0 = in no bucket, else 1 + size_group * C + char_group; the
+    # digits of up to `per_key` sorts form one bincount key (at most COMBOS combos)
+    D = S * C + 1
+    per_key = max(1, int(np.log(COMBOS) / np.log(D)))
+    groups = [list(range(g, min(g + per_key, K))) for g in range(0, K, per_key)]
+    sums = [np.empty((T, 3, D ** len(g))) for g in groups]  # w*r, w, count per combo
     # reused block buffers (small enough to stay in cache)
-    wr_b, w_b, f_b = (np.empty((block, N)) for _ in range(3))
-    vals = np.empty((block, 2 * S, N))
-    onehot = np.empty((block, K, C, N))
-    packed = np.empty((block, n_planes, N))
+    wr_b, f_b, size_b = (np.empty((block, N)) for _ in range(3))
     xs_b = np.empty((block, K, N))
-    count_dtype = np.uint16 if N < 2**16 else np.int64  # fast narrow row counts
-    size_b = np.empty((block, N))
     ordered = np.empty((block, K, N))
     nan_b = np.empty((block, K, N), dtype=bool)
-    held_ok, sort_ok, member = (np.empty((block, N), dtype=bool) for _ in range(3))
-    tmp, tmp2 = np.empty((block, K, N), dtype=bool), np.empty((block, K, N), dtype=bool)
-    code = np.empty((block, K, N), dtype=np.int8)
+    held_ok, sort_ok, tmp, tmp2 = (np.empty((block, N), dtype=bool) for _ in range(4))
+    base_b, digit_b, combo_b, scaled_b = (np.empty((block, N), dtype=np.uint16) for _ in range(4))
+    key_b = np.empty((block, N), dtype=np.intp)
+    count_dtype = np.uint16 if N < 2**16 else np.int64  # fast narrow row counts
     for i in range(0, T, block):
         j = min(i + block, T)
         b = j - i
         r, w, sz = returns[i:j], weights[i:j], size[i:j]
-        wr, wt, f, xs = wr_b[:b], w_b[:b], f_b[:b], xs_b[:b]
-        ok, oks, m, t = held_ok[:b], sort_ok[:b], member[:b], tmp[:b, 0]
-        # holdings: 0 < w < inf, r finite, in the universe; w*r and w zero elsewhere
-        # (boolean assignment instead of copyto(where=), which is several times slower)
+        wr, f, xs = wr_b[:b], f_b[:b], xs_b[:b]
+        ok, oks, t, t2 = held_ok[:b], sort_ok[:b], tmp[:b], tmp2[:b]
+        # holdings: 0 < w < inf, r finite, in the universe; the others go to a trash
+        # bin of the scatter-adds, so w*r needs no cleaning
         np.greater(w, 0.0, out=ok)
         np.less(w, np.inf, out=t)
         ok &= t
         np.isfinite(r, out=t)
         ok &= t
         ok &= held[i:j]
-        np.logical_not(ok, out=t)
         np.multiply(w, r, out=wr)
-        wr[t] = 0.0
-        np.copyto(wt, w)
-        wt[t] = 0.0
-        np.sum(wr, axis=-1, out=wr_sum[i:j])
-        np.sum(wt, axis=-1, out=w_sum[i:j])
         # sortable: 0 < size < inf; breakpoints from sortable & breakpoint_mask entries:
         # x + (-0.0 there, NaN elsewhere) is x there exactly and NaN elsewhere
         np.greater(sz, 0.0, out=oks)
@@ -326,41 +288,56 @@ def double_sort(
         # size: one quantile level by default, so partial selection beats a sort
         n_size = N - t.view(np.uint8).sum(axis=-1, dtype=count_dtype).astype(np.int64)
         size_bp = _select_quantiles(np.add(sz, f, out=size_b[:b]), n_size, size_probs)
-        size_bp, size_mono = _clean_breakpoints(size_bp)
         od = ordered[:b]
         np.add(xs, f[:, None], out=od)
         od.sort(axis=-1)  # NaN last; one sort for every characteristic
         nan = np.isnan(od, out=nan_b[:b])  # NaN block at the end of each row
         n = np.where(nan[:, :, -1], np.argmax(nan, axis=-1), N)
-        char_bp, char_mono = _clean_breakpoints(_sorted_quantiles(od, n, char_probs))
-        # size groups of the held, sortable assets: masked w*r and w, packed counts
+        char_bp = _sorted_quantiles(od, n, char_probs)  # (b, K, C - 1)
+        # bucket members: held and sortable, rows without a NaN breakpoint
         oks &= ok
-        v, pk, h = vals[:b], packed[:b], onehot[:b]
-        scr = (tmp[:b, 0], tmp2[:b, 0], code[:b, 0])
-        pk[...] = 0.0
-        for s in range(S):
-            _group_into(m, sz, size_bp, s, size_mono, *scr)
-            m &= oks
-            np.copyto(f, m)  # bool -> 0.0/1.0 once; f64 products are faster
-            np.multiply(wr, f, out=v[:, 2 * s])
-            np.multiply(wt, f, out=v[:, 2 * s + 1])
-            if s % per_plane:
-                f *= float(base ** (s % per_plane))
-            pk[:, s // per_plane] += f
-        # characteristic groups: one-hot per sort (NaN characteristic -> no group)
-        scr = (tmp[:b], tmp2[:b], code[:b])
-        for c in range(C):
-            _group_into(h[:, :, c], xs, char_bp, c, char_mono, *scr)
-        h = h.reshape(b, K * C, N)
-        np.matmul(h, v.transpose(0, 2, 1), out=sums[i:j])
-        np.matmul(h, pk.transpose(0, 2, 1), out=packed_counts[i:j])  # exact integers
-    sums = sums.reshape(T, K, C, S, 2).transpose(0, 1, 3, 2, 4).reshape(T, K, S * C, 2)
-    packed_counts = packed_counts.reshape(T, K, C, n_planes).astype(np.int64)
-    count = np.empty((T, K, S, C), dtype=np.int64)
-    for s in range(S):
-        count[:, :, s] = packed_counts[..., s // per_plane] // base ** (s % per_plane) % base
-    count = count.reshape(T, K, S * C)
+        oks[np.isnan(size_bp).any(axis=-1)] = False
+        base = base_b[:b]  # 1 + size_group * C (size group = breakpoints below)
+        _count_above(base, sz, size_bp, t)
+        base *= C
+        base += 1
+        char_bad = np.isnan(char_bp).any(axis=-1)  # (b, K)
+        key = key_b[:b]
+        not_held = np.logical_not(ok, out=t2)
+        for g, sorts in enumerate(groups):
+            combo = combo_b[:b]
+            for e, k in enumerate(sorts):
+                digit = digit_b[:b] if e else combo
+                _count_above(digit, xs[:, k], char_bp[:, k], t)
+                digit += base
+                np.equal(xs[:, k], xs[:, k], out=t)  # characteristic not NaN
+                t &= oks
+                t[char_bad[:, k]] = False
+                digit *= t
+                if e:
+                    np.multiply(digit, D**e, out=scaled_b[:b])
+                    combo += scaled_b[:b]
+            # one scatter-add per quantity over (date, combo) keys of the block
+            M = D ** len(sorts)
+            np.add(combo, (np.arange(b) * M)[:, None], out=key)
+            key[not_held] = b * M  # trash bin, dropped below
+            flat = key.reshape(-1)
+            out = sums[g][i:j]
+            for q, weight in enumerate((wr, w)):
+                out[:, q] = np.bincount(flat, weight.reshape(-1), b * M + 1)[:-1].reshape(b, M)
+            out[:, 2] = np.bincount(flat, None, b * M + 1)[:-1].reshape(b, M)
+    # bucket sums per sort: add the combos over the other sorts' digits, drop digit 0
+    port_sums = np.empty((T, 3, K, S * C))
+    for g, sorts in enumerate(groups):
+        per_combo = sums[g].reshape((T, 3) + (D,) * len(sorts))  # axes: last digit first
+        for e, k in enumerate(sorts):
+            axis = 2 + len(sorts) - 1 - e
+            other = tuple(a for a in range(2, 2 + len(sorts)) if a != axis)
+            port_sums[:, :, k] = per_combo.sum(axis=other)[..., 1:]
+    count = np.rint(port_sums[:, 2]).astype(np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        port = np.where(count > 0, sums[..., 0] / sums[..., 1], np.nan)
-        market = np.where(w_sum > 0, wr_sum / w_sum, np.nan)
+        port = np.where(count > 0, port_sums[:, 0] / port_sums[:, 1], np.nan)
+        # every held asset sits in exactly one combo of each key: MKT from the combos
+        w_sum = sums[0][:, 1].sum(axis=-1)
+        market = np.where(w_sum > 0, sums[0][:, 0].sum(axis=-1) / w_sum, np.nan)
     return port, count, market
