@@ -105,15 +105,22 @@ def _lagged(z: np.ndarray, lag: int, axis: int) -> np.ndarray:
 def _mask_few(var: np.ndarray, miss: np.ndarray, need: int, *, block: int = 128) -> None:
     """Set ``var`` (date first) to NaN before ``need`` observations, in place.
 
-    Counts are scanned in blocks of dates (carried between blocks) and the scan
-    stops once every series has ``need`` observations.
+    Counts are scanned in blocks of dates (carried between blocks), each block only
+    over the series still short of ``need``; the scan stops when none is left.
     """
-    carry = None
-    for a in range(0, var.shape[0], block):
-        b = min(a + block, var.shape[0])
-        cnt, carry = ewma_scan(~miss[a:b], 1.0, carry=carry)
-        var[a:b][cnt < need] = np.nan
-        if carry.min(initial=np.inf) >= need:
+    T = var.shape[0]
+    batch = var.shape[1:]
+    cols = np.arange(int(np.prod(batch)))  # flat batch index of the series still short
+    carry = np.zeros(len(cols))
+    for a in range(0, T, block):
+        b = min(a + block, T)
+        obs = ~miss[a:b].reshape(b - a, -1)[:, cols]
+        cnt, carry = ewma_scan(obs, 1.0, carry=carry, overwrite=False)
+        r, c = np.nonzero(cnt < need)
+        var[(a + r, *np.unravel_index(cols[c], batch))] = np.nan
+        short = carry < need
+        cols, carry = cols[short], carry[short]
+        if not len(cols):
             break
 
 
