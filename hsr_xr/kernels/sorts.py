@@ -230,7 +230,7 @@ def double_sort(
     gets one digit per sort, 0 (in no bucket) or ``1 + size_group * C +
     char_group``; the digits of a few sorts form one key per (date, combination),
     and three ``np.bincount`` scatter-adds (w*r, w, 1) over those keys replace
-    any per-bucket pass. Assets that are not held go to a trash bin, so their
+    any per-bucket pass. Assets that are not held go to a bin of their own, so their
     NaN returns never meet a multiplication. Bucket sums add the combinations
     over the other sorts' digits; MKT adds all combinations.
     """
@@ -254,7 +254,7 @@ def double_sort(
     xs_b = np.empty((block, K, N))
     ordered = np.empty((block, K, N))
     nan_b = np.empty((block, K, N), dtype=bool)
-    held_ok, sort_ok, tmp, tmp2 = (np.empty((block, N), dtype=bool) for _ in range(4))
+    held_ok, sort_ok, tmp = (np.empty((block, N), dtype=bool) for _ in range(3))
     base_b, digit_b, combo_b, scaled_b = (np.empty((block, N), dtype=np.uint16) for _ in range(4))
     key_b = np.empty((block, N), dtype=np.intp)
     count_dtype = np.uint16 if N < 2**16 else np.int64  # fast narrow row counts
@@ -263,9 +263,9 @@ def double_sort(
         b = j - i
         r, w, sz = returns[i:j], weights[i:j], size[i:j]
         wr, f, xs = wr_b[:b], f_b[:b], xs_b[:b]
-        ok, oks, t, t2 = held_ok[:b], sort_ok[:b], tmp[:b], tmp2[:b]
-        # holdings: 0 < w < inf, r finite, in the universe; the others go to a trash
-        # bin of the scatter-adds, so w*r needs no cleaning
+        ok, oks, t = held_ok[:b], sort_ok[:b], tmp[:b]
+        # holdings: 0 < w < inf, r finite, in the universe; the others go to a bin of
+        # their own in the scatter-adds, so w*r needs no cleaning
         np.greater(w, 0.0, out=ok)
         np.less(w, np.inf, out=t)
         ok &= t
@@ -303,7 +303,6 @@ def double_sort(
         base += 1
         char_bad = np.isnan(char_bp).any(axis=-1)  # (b, K)
         key = key_b[:b]
-        not_held = np.logical_not(ok, out=t2)
         for g, sorts in enumerate(groups):
             combo = combo_b[:b]
             for e, k in enumerate(sorts):
@@ -318,14 +317,15 @@ def double_sort(
                     np.multiply(digit, D**e, out=scaled_b[:b])
                     combo += scaled_b[:b]
             # one scatter-add per quantity over (date, combo) keys of the block
+            # key = date * (M + 1) + [held] + combo: bin 0 of each date collects the
+            # assets not held (NaN returns) and is dropped
             M = D ** len(sorts)
-            np.add(combo, (np.arange(b) * M)[:, None], out=key)
-            key[not_held] = b * M  # trash bin, dropped below
+            np.add(combo, (np.arange(b) * (M + 1))[:, None], out=key)
+            key += ok
             flat = key.reshape(-1)
             out = sums[g][i:j]
-            for q, weight in enumerate((wr, w)):
-                out[:, q] = np.bincount(flat, weight.reshape(-1), b * M + 1)[:-1].reshape(b, M)
-            out[:, 2] = np.bincount(flat, None, b * M + 1)[:-1].reshape(b, M)
+            for q, weight in enumerate((wr.reshape(-1), w.reshape(-1), None)):
+                out[:, q] = np.bincount(flat, weight, b * (M + 1)).reshape(b, M + 1)[:, 1:]
     # bucket sums per sort: add the combos over the other sorts' digits, drop digit 0
     port_sums = np.empty((T, 3, K, S * C))
     for g, sorts in enumerate(groups):
