@@ -230,9 +230,9 @@ def double_sort(
     gets one digit per sort, 0 (in no bucket) or ``1 + size_group * C +
     char_group``; the digits of a few sorts form one key per (date, combination),
     and three ``np.bincount`` scatter-adds (w*r, w, 1) over those keys replace
-    any per-bucket pass. Assets that are not held go to a bin of their own, so their
-    NaN returns never meet a multiplication. Bucket sums add the combinations
-    over the other sorts' digits; MKT adds all combinations.
+    any per-bucket pass. Assets that are not held go to a bin of their own that is
+    dropped, so NaN products w*r never reach a sum. Bucket sums add the
+    combinations over the other sorts' digits; MKT adds all combinations.
     """
     if isinstance(characteristics, np.ndarray):
         chars = [characteristics[:, k, :] for k in range(characteristics.shape[1])]
@@ -248,7 +248,9 @@ def double_sort(
     D = S * C + 1
     per_key = max(1, int(np.log(COMBOS) / np.log(D)))
     groups = [list(range(g, min(g + per_key, K))) for g in range(0, K, per_key)]
-    sums = [np.empty((T, 3, D ** len(g))) for g in groups]  # w*r, w, count per combo
+    # w*r, w, count per (combination, date); dates last so that the sums over
+    # combinations below run along contiguous date rows
+    sums = [np.empty((3, D ** len(g), T)) for g in groups]
     # reused block buffers (small enough to stay in cache)
     wr_b, f_b, size_b = (np.empty((block, N)) for _ in range(3))
     xs_b = np.empty((block, K, N))
@@ -323,21 +325,21 @@ def double_sort(
             np.add(combo, (np.arange(b) * (M + 1))[:, None], out=key)
             key += ok
             flat = key.reshape(-1)
-            out = sums[g][i:j]
             for q, weight in enumerate((wr.reshape(-1), w.reshape(-1), None)):
-                out[:, q] = np.bincount(flat, weight, b * (M + 1)).reshape(b, M + 1)[:, 1:]
-    # bucket sums per sort: add the combos over the other sorts' digits, drop digit 0
-    port_sums = np.empty((T, 3, K, S * C))
+                binned = np.bincount(flat, weight, b * (M + 1)).reshape(b, M + 1)
+                sums[g][q, :, i:j] = binned[:, 1:].T
+    # bucket sums per sort: add the combinations over the other sorts' digits (the
+    # digit of the e-th sort of a key is the e-th lowest base-D place), drop digit 0
+    port_sums = np.empty((3, K, S * C, T))
     for g, sorts in enumerate(groups):
-        per_combo = sums[g].reshape((T, 3) + (D,) * len(sorts))  # axes: last digit first
         for e, k in enumerate(sorts):
-            axis = 2 + len(sorts) - 1 - e
-            other = tuple(a for a in range(2, 2 + len(sorts)) if a != axis)
-            port_sums[:, :, k] = per_combo.sum(axis=other)[..., 1:]
-    count = np.rint(port_sums[:, 2]).astype(np.int64)
+            place = sums[g].reshape(3, D ** (len(sorts) - 1 - e), D, D**e, T)
+            port_sums[:, k] = place.sum(axis=(1, 3))[:, 1:]
+    port_sums = port_sums.transpose(0, 3, 1, 2)  # (3, T, K, S * C)
+    count = np.rint(port_sums[2]).astype(np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        port = np.where(count > 0, port_sums[:, 0] / port_sums[:, 1], np.nan)
-        # every held asset sits in exactly one combo of each key: MKT from the combos
-        w_sum = sums[0][:, 1].sum(axis=-1)
-        market = np.where(w_sum > 0, sums[0][:, 0].sum(axis=-1) / w_sum, np.nan)
+        port = np.where(count > 0, port_sums[0] / port_sums[1], np.nan)
+        # every held asset is in exactly one combination of a key: MKT adds them all
+        w_sum = sums[0][1].sum(axis=0)
+        market = np.where(w_sum > 0, sums[0][0].sum(axis=0) / w_sum, np.nan)
     return port, count, market
