@@ -390,7 +390,10 @@ def shared_history(f: np.ndarray, valid: np.ndarray) -> np.ndarray:
     G = mg.shape[1]
     # differ[t, g, h]: patterns g and h differ on some date <= t
     differ = np.cumsum(mg[:, :, None] != mg[:, None, :], axis=0) > 0
-    vg = (valid[:, :, None] & (code[None, :, None] == np.arange(G))).any(axis=1)  # (T, G)
+    # vg[t, g]: pattern g has a valid factor on date t
+    order = np.argsort(code, kind="stable")
+    starts = np.searchsorted(code[order], np.arange(G))
+    vg = np.logical_or.reduceat(np.asarray(valid, dtype=bool)[:, order], starts, axis=1)
     return ~(differ & vg[:, :, None] & vg[:, None, :]).any(axis=(1, 2))
 
 
