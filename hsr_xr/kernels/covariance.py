@@ -248,7 +248,11 @@ def ewma_covariance(
     carried between blocks) in blocks of ``block`` dates, and every block is
     normalized with batched array operations that stay in cache. The pairwise
     weight sums depend only on the columns' observation patterns and are scanned,
-    vectorized, on the (few) distinct pattern pairs.
+    vectorized, on the (few) distinct pattern pairs. Without lags, the factors of
+    the most common pattern share one weight sum, which cancels in ``rho``: that
+    block is a weighted Gram correlation (|rho| <= 1 up to rounding, so it is
+    scaled in one pass without the clip); the other rows and columns are
+    normalized and clipped pair by pair.
 
     Parameters
     ----------
