@@ -124,8 +124,11 @@ def _count_above(
     out: np.ndarray, values: np.ndarray, bps: np.ndarray, scratch: np.ndarray
 ) -> np.ndarray:
     """Number of breakpoints strictly below each value (0 for NaN), into integer ``out``."""
-    np.greater(values, bps[..., 0:1], out=scratch)
-    np.copyto(out, scratch)
+    if out.dtype.itemsize == 1:  # compare straight into a bool view of the bytes
+        np.greater(values, bps[..., 0:1], out=out.view(bool))
+    else:
+        np.greater(values, bps[..., 0:1], out=scratch)
+        np.copyto(out, scratch)
     for k in range(1, bps.shape[-1]):  # loop over the few breakpoints only
         np.greater(values, bps[..., k : k + 1], out=scratch)
         out += scratch
@@ -256,7 +259,9 @@ def double_sort(
     ordered = np.empty((block, K, N))
     nan_b = np.empty((block, K, N), dtype=bool)
     held_ok, sort_ok, tmp = (np.empty((block, N), dtype=bool) for _ in range(3))
-    base_b, digit_b, combo_b, scaled_b = (np.empty((block, N), dtype=np.uint16) for _ in range(4))
+    small = np.uint8 if D < 256 else np.uint16  # digit width
+    base_b, digit_b = np.empty((block, N), dtype=small), np.empty((block, N), dtype=small)
+    combo_b, scaled_b = np.empty((block, N), dtype=np.uint16), np.empty((block, N), dtype=np.uint16)
     key_b = np.empty((block, N), dtype=np.intp)
     count_dtype = np.uint16 if N < 2**16 else np.int64  # fast narrow row counts
     for i in range(0, T, block):
@@ -308,9 +313,8 @@ def double_sort(
         any_bad = char_bad.any(axis=0).tolist()
         key = key_b[:b]
         for g, sorts in enumerate(groups):
-            combo = combo_b[:b]
+            combo, digit = combo_b[:b], digit_b[:b]
             for e, k in enumerate(sorts):
-                digit = digit_b[:b] if e else combo
                 _count_above(digit, xs[k], char_bp[:, k], t)
                 digit += base
                 np.equal(xs[k], xs[k], out=t)  # characteristic not NaN
@@ -319,8 +323,10 @@ def double_sort(
                     t[char_bad[:, k]] = False
                 digit *= t
                 if e:
-                    np.multiply(digit, D**e, out=scaled_b[:b])
+                    np.multiply(digit, np.uint16(D**e), out=scaled_b[:b])
                     combo += scaled_b[:b]
+                else:
+                    np.copyto(combo, digit)
             # one scatter-add per quantity over (date, combo) keys of the block
             # key = date * (M + 1) + [held] + combo: bin 0 of each date collects the
             # assets not held (NaN returns) and is dropped
