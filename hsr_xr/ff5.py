@@ -247,13 +247,14 @@ def ff5_factors(
     port = port.assign_coords(coords)
     count = count.assign_coords(coords)
 
-    def leg(sort: str, legs: list[str]) -> xr.DataArray:
-        return port.sel(sort=sort, portfolio=legs).mean("portfolio", skipna=False)
+    def legs(names: list[str]) -> xr.DataArray:
+        """Equal-weight mean of some portfolios, every sort at once (positional: cheap)."""
+        at = [PORTFOLIOS.index(p) for p in names]
+        return port.isel(portfolio=at).mean("portfolio", skipna=False)
 
-    small = port.sel(portfolio=["SL", "SM", "SH"]).mean("portfolio", skipna=False)
-    big = port.sel(portfolio=["BL", "BM", "BH"]).mean("portfolio", skipna=False)
-    smb = (small - big).mean("sort", skipna=False)
-    high_minus_low = {s: leg(s, ["SH", "BH"]) - leg(s, ["SL", "BL"]) for s in SORTS}
+    smb = (legs(["SL", "SM", "SH"]) - legs(["BL", "BM", "BH"])).mean("sort", skipna=False)
+    hml = legs(["SH", "BH"]) - legs(["SL", "BL"])  # (date, sort)
+    high_minus_low = {s: hml.isel(sort=i) for i, s in enumerate(SORTS)}
     out = xr.Dataset(
         {
             "MKT": (market - rf).assign_attrs(
