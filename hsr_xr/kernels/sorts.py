@@ -200,7 +200,7 @@ def double_sort(
     size : ndarray, shape (T, N)
         Size sort variable (cap) at the sort date of each row.
     characteristics : ndarray, shape (T, K, N), or sequence of K arrays of shape (T, N)
-        Characteristic sort variables at the sort date of each row.
+        Characteristic sort variables at the sort date of each row (K >= 1).
     held : ndarray of bool, shape (T, N)
         Assets that may be held on the row's date (universe); MKT uses these too.
     sortable : ndarray of bool, shape (T, N)
@@ -211,9 +211,8 @@ def double_sort(
         Breakpoint quantiles: 2 size groups and 3 characteristic groups by default.
     block : int, optional
         Dates processed per vectorized step (default: about 60,000 date-asset cells).
-        Blocks keep the temporaries in reused, cache-sized buffers (several times
-        faster at N=5000 than one step over 2520 dates, and memory stays
-        bounded); results do not depend on it.
+        Blocks keep the temporaries in small reused buffers (fast, and memory
+        stays bounded); results do not depend on it.
 
     Returns
     -------
