@@ -250,9 +250,10 @@ def double_sort(
     D = S * C + 1
     per_key = max(1, int(np.log(COMBOS) / np.log(D)))
     groups = [list(range(g, min(g + per_key, K))) for g in range(0, K, per_key)]
-    # w*r, w, count per (combination, date); dates last so that the sums over
-    # combinations below run along contiguous date rows
-    sums = [np.empty((3, D ** len(g), T)) for g in groups]
+    # w*r, w, count per (date, sort, digit), reduced block by block from the
+    # per-combination bins (no (combination, date) array: big fresh arrays page-fault)
+    digit_sums = np.empty((3, T, K, D))
+    binned_b = np.empty((3, block, D ** max(len(g) for g in groups) + 1))
     # reused block buffers (small enough to stay in cache)
     wr_b, f_b, size_b = (np.empty((block, N)) for _ in range(3))
     ordered = np.empty((block, K, N))
@@ -311,7 +312,7 @@ def double_sort(
         char_bad = np.isnan(char_bp).any(axis=-1)  # (b, K)
         any_bad = char_bad.any(axis=0).tolist()
         key = key_b[:b]
-        for g, sorts in enumerate(groups):
+        for sorts in groups:
             combo, digit = combo_b[:b], digit_b[:b]
             for e, k in enumerate(sorts):
                 _count_above(digit, xs[k], char_bp[:, k], t)
@@ -333,21 +334,19 @@ def double_sort(
             np.add(combo, (np.arange(b) * (M + 1))[:, None], out=key)
             key += ok
             flat = key.reshape(-1)
+            binned = binned_b[:, :b, : M + 1]
             for q, weight in enumerate((wr.reshape(-1), w.reshape(-1), None)):
-                binned = np.bincount(flat, weight, b * (M + 1)).reshape(b, M + 1)
-                sums[g][q, :, i:j] = binned[:, 1:].T
-    # bucket sums per sort: add the combinations over the other sorts' digits (the
-    # digit of the e-th sort of a key is the e-th lowest base-D place), drop digit 0
-    port_sums = np.empty((3, K, S * C, T))
-    for g, sorts in enumerate(groups):
-        for e, k in enumerate(sorts):
-            place = sums[g].reshape(3, D ** (len(sorts) - 1 - e), D, D**e, T)
-            port_sums[:, k] = place.sum(axis=(1, 3))[:, 1:]
-    port_sums = port_sums.transpose(0, 3, 1, 2)  # (3, T, K, S * C)
+                binned[q] = np.bincount(flat, weight, b * (M + 1)).reshape(b, M + 1)
+            # a sort's digit sums: add the combinations over the other sorts' digits
+            # (the e-th sort of a key is its e-th lowest base-D place)
+            for e, k in enumerate(sorts):
+                place = binned[:, :, 1:].reshape(3, b, D ** (len(sorts) - 1 - e), D, D**e)
+                digit_sums[:, i:j, k] = place.sum(axis=(2, 4))
+    port_sums = digit_sums[..., 1:]  # (3, T, K, S * C): digit 0 is in no bucket
     count = np.rint(port_sums[2]).astype(np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):
         port = np.where(count > 0, port_sums[0] / port_sums[1], np.nan)
-        # every held asset is in exactly one combination of a key: MKT adds them all
-        w_sum = sums[0][1].sum(axis=0)
-        market = np.where(w_sum > 0, sums[0][0].sum(axis=0) / w_sum, np.nan)
+        # every held asset has one digit (0 included) in each sort: MKT adds sort 0's
+        w_sum = digit_sums[1, :, 0].sum(axis=-1)
+        market = np.where(w_sum > 0, digit_sums[0, :, 0].sum(axis=-1) / w_sum, np.nan)
     return port, count, market
