@@ -47,12 +47,12 @@ def _select_quantiles(values: np.ndarray, n: np.ndarray, probs: Sequence[float])
     """:func:`_sorted_quantiles` of unsorted rows by partial selection instead of a sort.
 
     ``np.partition`` needs one ``kth`` for every row while the wanted rank
-    ``lo = floor(p * (n - 1))`` varies with each row's count ``n``. So each row gets
-    ``kth - lo`` extra ``-inf`` (and ``+inf`` for the rest of a few padding columns)
-    in front: ``kth`` then lands on its rank-``lo`` entry, and the next order
-    statistic is the minimum to its right. Successive levels continue on the part
-    right of the previous ``kth``. Same values as a full sort, about twice as fast
-    for one level.
+    ``lo = floor(p * (n - 1))`` varies with each row's count ``n``. So a few padding
+    columns go in front, ``kth - lo`` of them ``-inf`` in each row and the rest
+    ``+inf``: ``kth`` then lands on the row's rank-``lo`` entry, and the next order
+    statistic is the (NaN-ignoring) minimum to its right. Further levels (in
+    increasing order) continue on the part from the previous ``kth`` on, padded
+    again. Same values as a full sort; about twice as fast for one level.
 
     Parameters
     ----------
