@@ -37,8 +37,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .quantiles import row_quantiles
 from .segments import segment_sum
-from .standardize import row_quantiles
 
 #: ``regression_status`` codes (one per date).
 STATUS_OK = 0

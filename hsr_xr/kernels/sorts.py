@@ -14,7 +14,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .quantiles import select_quantiles, sorted_quantiles
+
 COMBOS = 4096  # most bucket-digit combinations per scatter-add key (7**3 = 343 by default)
+#: Breakpoint rounding: as pandas' groupby quantile, so that bucket membership
+#: (``x <= q``) at a breakpoint equal to a data value matches it exactly.
+FORMULA = "pandas"
 BLOCK_CELLS = 60_000  # date-asset cells per vectorized step of double_sort (12 dates at N=5000)
 
 
@@ -24,81 +29,11 @@ def _count_not_nan(ordered: np.ndarray) -> np.ndarray:
     return np.where(nan[..., -1], np.argmax(nan, axis=-1), ordered.shape[-1])
 
 
-def _sorted_quantiles(ordered: np.ndarray, n: np.ndarray, probs: Sequence[float]) -> np.ndarray:
-    """Linear-interpolation quantiles of rows sorted with NaN last, ``n`` non-NaN each.
-
-    ``ordered`` is C-contiguous (rows are read through flat indices).
-    """
-    p = np.asarray(probs, dtype=float)
-    top = np.maximum(n - 1, 0)[..., None]
-    pos = p * top
-    lo = pos.astype(np.int64)  # floor, pos >= 0
-    flat = ordered.reshape(-1)
-    start = (np.arange(n.size) * ordered.shape[-1]).reshape(top.shape)
-    v_lo = flat[start + lo]
-    v_hi = flat[start + np.minimum(lo + 1, top)]
-    with np.errstate(invalid="ignore"):
-        out = v_lo + (v_hi - v_lo) * (pos - lo)
-    out[n == 0] = np.nan
-    return out
-
-
-def _select_quantiles(values: np.ndarray, n: np.ndarray, probs: Sequence[float]) -> np.ndarray:
-    """:func:`_sorted_quantiles` of unsorted rows by partial selection instead of a sort.
-
-    ``np.partition`` needs one ``kth`` for every row while the wanted rank
-    ``lo = floor(p * (n - 1))`` varies with each row's count ``n``. So a few padding
-    columns go in front, ``kth - lo`` of them ``-inf`` in each row and the rest
-    ``+inf``: ``kth`` then lands on the row's rank-``lo`` entry, and the next order
-    statistic is the (NaN-ignoring) minimum to its right. Further levels (in
-    increasing order) continue on the part from the previous ``kth`` on, padded
-    again. Same values as a full sort; about twice as fast for one level.
-
-    Parameters
-    ----------
-    values : ndarray, shape (R, N)
-        NaN where not valid (anywhere in the row).
-    n : ndarray of int, shape (R,)
-        Valid entries per row.
-    probs : sequence of float in [0, 1]
-
-    Returns
-    -------
-    ndarray, shape (R, len(probs)); NaN rows where ``n == 0``.
-    """
-    probs = np.asarray(probs, dtype=float)
-    order = np.argsort(probs, kind="stable")
-    top = np.maximum(n - 1, 0)
-    live = n > 0
-    out = np.empty((values.shape[0], len(probs)))
-    cur, done = values, np.zeros(len(n), dtype=np.int64)  # cur's valid ranks start at done
-    for j in order:  # loop over the few levels only
-        pos = probs[j] * top
-        lo = np.floor(pos).astype(np.int64)
-        rank = np.where(live, lo - done, 0)
-        kth = int(rank.max(initial=0))
-        off = np.where(live, kth - rank, 0)
-        pad = int(off.max(initial=0))
-        buf = np.empty((len(n), pad + cur.shape[1]))
-        buf[:, :pad] = np.where(np.arange(pad) < off[:, None], -np.inf, np.inf)
-        buf[:, pad:] = cur
-        buf.partition(kth, axis=-1)
-        v_lo = buf[:, kth]
-        if buf.shape[1] > kth + 1:
-            v_next = np.fmin.reduce(buf[:, kth + 1 :], axis=-1)  # NaN-ignoring minimum
-            v_hi = np.where(lo + 1 <= top, v_next, v_lo)
-        else:
-            v_hi = v_lo
-        with np.errstate(invalid="ignore"):
-            out[:, j] = np.where(live, v_lo + (v_hi - v_lo) * (pos - lo), np.nan)
-        cur, done = buf[:, kth:], lo
-    return out
-
-
 def breakpoints(values: np.ndarray, mask: np.ndarray, probs: Sequence[float]) -> np.ndarray:
     """Per-row quantiles of ``values`` over the entries where ``mask`` is True.
 
-    Linear interpolation between order statistics (numpy/pandas "linear"):
+    Linear interpolation between order statistics (numpy/pandas "linear"),
+    rounded as pandas' groupby quantile:
     ``q = v[lo] + (v[hi] - v[lo]) * frac`` with ``pos = p * (n - 1)``.
 
     Parameters
@@ -117,7 +52,7 @@ def breakpoints(values: np.ndarray, mask: np.ndarray, probs: Sequence[float]) ->
     """
     ordered = np.where(mask, values, np.nan)
     ordered.sort(axis=-1)  # NaN sorts last
-    return _sorted_quantiles(ordered, _count_not_nan(ordered), probs)
+    return sorted_quantiles(ordered, _count_not_nan(ordered), probs, FORMULA)
 
 
 def _count_above(
@@ -227,7 +162,7 @@ def double_sort(
     Notes
     -----
     Per block of dates: the size breakpoints come from a padded partial selection
-    (:func:`_select_quantiles`), the characteristic breakpoints from one in-place
+    (:func:`.quantiles.select_quantiles`), the characteristic breakpoints from one in-place
     sort of a (dates, K, N) buffer (non-breakpoint entries NaN). Each asset then
     gets one digit per sort, 0 (in no bucket) or ``1 + size_group * C +
     char_group``; the digits of a few sorts form one key per (date, combination),
@@ -292,14 +227,14 @@ def double_sort(
         f[t] = np.nan
         # size: one quantile level by default, so partial selection beats a sort
         n_size = N - t.view(np.uint8).sum(axis=-1, dtype=count_dtype).astype(np.int64)
-        size_bp = _select_quantiles(np.add(sz, f, out=size_b[:b]), n_size, size_probs)
+        size_bp = select_quantiles(np.add(sz, f, out=size_b[:b]), n_size, size_probs, FORMULA)
         od = ordered[:b]
         for k, x in enumerate(xs):
             np.add(x, f, out=od[:, k])
         od.sort(axis=-1)  # NaN last; one sort for every characteristic
         nan = np.isnan(od, out=nan_b[:b])  # NaN block at the end of each row
         n = np.where(nan[:, :, -1], np.argmax(nan, axis=-1), N)
-        char_bp = _sorted_quantiles(od, n, char_probs)  # (b, K, C - 1)
+        char_bp = sorted_quantiles(od, n, char_probs, FORMULA)  # (b, K, C - 1)
         # bucket members: held and sortable, rows without a NaN breakpoint
         oks &= ok
         size_bad = np.isnan(size_bp).any(axis=-1)

@@ -16,7 +16,11 @@ from __future__ import annotations
 import numpy as np
 
 from .covariance import ewma_nw_variance
+from .quantiles import band_quantile
 from .segments import segment_sum
+
+#: Public name of the band-partition quantile (used by :mod:`hsr_xr.risk`).
+row_quantile = band_quantile
 
 # ---------------------------------------------------------------- time series (date last)
 
@@ -74,49 +78,6 @@ def specific_ewma(
 # ---------------------------------------------------------------- cross-sectional (asset last)
 
 
-def row_quantile(
-    x: np.ndarray, q: float, *, square: bool = False, overwrite: bool = False
-) -> np.ndarray:
-    """Linear-interpolated quantile ``q`` of each row, ignoring NaN (NaN for an empty row).
-
-    Vectorized over rows, matching ``np.nanquantile(x, q, axis=-1)`` exactly. Only
-    the band of order statistics that some row needs is put in order: one
-    partition at the band's start, one at its end, a sort of the band (NaN sort
-    last); a full sort when the band is wide. ``square=True`` gives the quantile
-    of ``x**2``; ``overwrite=True`` reorders a float64 ``x`` in place instead of a copy.
-    """
-    # a buffer of our own (the squares, a copy, or x itself), put in order in place
-    if square:
-        x = np.multiply(x, x, dtype=float)
-    else:
-        x = np.asarray(x, dtype=float) if overwrite else np.array(x, dtype=float)
-    width = x.shape[-1]
-    n = width - np.isnan(x).sum(axis=-1)
-    has = n > 0
-    pos = q * np.maximum(n - 1, 0)
-    lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, np.maximum(n - 1, 0))
-    frac = pos - lo
-    k0 = int(lo[has].min()) if has.any() else 0
-    k1 = int(hi[has].max()) if has.any() else 0
-    band = k1 - k0 + 1
-    if 2 * band > width:
-        k0, s = 0, x
-    else:
-        if k0:
-            x.partition(k0, axis=-1)
-        s = x[..., k0:]
-        if band < s.shape[-1]:
-            s.partition(band - 1, axis=-1)
-            s = s[..., :band]
-    s.sort(axis=-1)
-    last = s.shape[-1] - 1
-    v_lo = np.take_along_axis(s, np.clip(lo - k0, 0, last)[..., None], axis=-1)[..., 0]
-    v_hi = np.take_along_axis(s, np.clip(hi - k0, 0, last)[..., None], axis=-1)[..., 0]
-    out = v_lo + frac * (v_hi - v_lo)
-    return np.where(has, out, np.nan)
-
-
 def seed_fill_shrink(var: np.ndarray, present: np.ndarray, *, shrink: float) -> np.ndarray:
     """The seed's cross-sectional finish: median fill, then shrink toward the median.
 
@@ -130,7 +91,7 @@ def seed_fill_shrink(var: np.ndarray, present: np.ndarray, *, shrink: float) -> 
     present : ndarray of bool (T, N)
     """
     out = np.array(var, dtype=float)  # scratch for the median, then the output
-    med = row_quantile(out, 0.5, overwrite=True)[..., None]
+    med = band_quantile(out, 0.5, overwrite=True)[..., None]
     if shrink:
         np.multiply(var, 1.0 - shrink, out=out)
         out += shrink * med

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .quantiles import row_quantiles, sorted_quantiles
 from .segments import segment_sum
 
 #: Status codes returned by :func:`standardize` per cross-section.
@@ -29,51 +30,6 @@ STATUS_ZERO_STD = 2
 ZERO_STD_RTOL = 1e-12
 
 STD_KINDS = ("cap", "equal")
-
-
-def row_quantiles(x: np.ndarray, q: np.ndarray | list[float] | float) -> np.ndarray:
-    """Equal-weighted NaN-skipping quantiles of each row, linear interpolation.
-
-    Same definition as ``np.nanquantile(x, q, axis=-1)`` (method "linear"),
-    computed for the whole stack at once.
-
-    Parameters
-    ----------
-    x : ndarray, shape (B..., N)
-        Values; NaN are skipped.
-    q : float or sequence of float in [0, 1]
-        Quantile levels.
-
-    Returns
-    -------
-    ndarray, shape (B..., len(q)) (or (B...) for a scalar ``q``)
-        NaN for rows without any value.
-    """
-    x = np.asarray(x, dtype=float)
-    qs = np.atleast_1d(np.asarray(q, dtype=float))
-    if np.any((qs < 0) | (qs > 1)):
-        raise ValueError(f"quantile levels must lie in [0, 1], got {qs.tolist()}")
-    srt = np.sort(x, axis=-1)  # NaN sort last
-    n = np.count_nonzero(~np.isnan(x), axis=-1)[..., None]  # (B..., 1)
-    out = _sorted_quantiles(srt, n, qs)
-    return out if np.ndim(q) else out[..., 0]
-
-
-def _sorted_quantiles(srt: np.ndarray, n: np.ndarray, qs: np.ndarray) -> np.ndarray:
-    """Linear-interpolation quantiles of rows sorted with their ``n`` values first."""
-    # numpy's "linear" virtual index: n*q + (1 - q) - 1 == (n - 1) * q
-    virtual = n * qs + (1.0 + qs * -1.0) - 1.0  # (B..., Q)
-    prev = np.floor(virtual)
-    gamma = virtual - prev
-    last = np.maximum(n - 1, 0)
-    prev_i = np.clip(prev, 0, last).astype(np.intp)
-    next_i = np.clip(prev + 1, 0, last).astype(np.intp)
-    a = np.take_along_axis(srt, prev_i, axis=-1)
-    b = np.take_along_axis(srt, next_i, axis=-1)
-    with np.errstate(invalid="ignore"):  # inf - inf on rows without values
-        diff = b - a
-        out = np.where(gamma >= 0.5, b - diff * (1.0 - gamma), a + diff * gamma)
-    return np.where(n > 0, out, np.nan)
 
 
 def quantile_clip(x: np.ndarray, lower: float | None, upper: float | None) -> np.ndarray:
@@ -269,9 +225,9 @@ def standardize(
     # so that xc is finite everywhere and the weighted sums need no masking
     xc = np.fmin(x, np.inf)
     srt = np.sort(xc, axis=-1)
-    n_has = np.count_nonzero(has, axis=-1)[..., None]
+    n_has = np.count_nonzero(has, axis=-1)
     levels = np.array([0.0 if lower is None else lower, 1.0 if upper is None else upper])
-    bounds = _sorted_quantiles(srt, n_has, levels)
+    bounds = sorted_quantiles(srt, n_has, levels)
     lo = bounds[..., :1] if lower is not None else np.full_like(bounds[..., :1], -np.inf)
     hi = bounds[..., 1:]  # the row maximum when upper is None
     scale = np.maximum(np.abs(bounds[..., :1]), np.abs(hi))
