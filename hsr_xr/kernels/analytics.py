@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .segments import segment_sum
+from .segments import SortedSegments, segment_sum, static_codes
 
 
 def _lead(a: np.ndarray, core: int) -> tuple[int, ...]:
@@ -96,24 +96,14 @@ def _exposures(w: np.ndarray, loadings: np.ndarray, codes: np.ndarray, n_industr
 def _industry_sums(w: np.ndarray, codes: np.ndarray, n_industries: int) -> np.ndarray:
     """Sum ``w`` (B..., M, N) over assets by industry code (B..., N) -> (B..., M, J).
 
-    When every date has the same codes (the usual ``industry(asset)``), the
-    assets are sorted by code once and summed with ``np.add.reduceat``: one
-    copy of ``w`` instead of the flat index arrays of :func:`segment_sum`,
-    which serves the general per-date case.
+    When every date has the same codes (the usual ``industry(asset)``) a
+    :class:`~.segments.SortedSegments` plan sums with ``np.add.reduceat``; the
+    general per-date case uses :func:`segment_sum`. ``w`` has no NaN.
     """
-    flat = codes.reshape(-1, codes.shape[-1])
-    if not (flat == flat[:1]).all():
+    shared = static_codes(codes)
+    if shared is None:
         return segment_sum(w, codes[..., None, :], n_industries)
-    c = flat[0]
-    idx = np.flatnonzero(c >= 0)
-    idx = idx[np.argsort(c[idx], kind="stable")]
-    counts = np.bincount(c[idx], minlength=n_industries)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    nonempty = np.flatnonzero(counts)
-    out = np.zeros((*w.shape[:-1], n_industries))
-    if nonempty.size:
-        out[..., nonempty] = np.add.reduceat(np.take(w, idx, axis=-1), starts[nonempty], axis=-1)
-    return out
+    return SortedSegments(shared, n_industries).sum(w)
 
 
 def portfolio_risk(

@@ -24,8 +24,9 @@ Industries with no member on a date are dropped from that date's system
 G^-1, -G^-1 Q H and H + H Q' G^-1 Q H, which gives the standard errors.
 
 When every date shares the same industry codes (``industry(asset)``), the
-assets are sorted by code once so that industry sums are a single
-``np.add.reduceat``; date-varying codes use :func:`segment_sum`.
+assets are put in the order of a :class:`~.segments.SortedSegments` plan once so
+that industry sums are a single ``np.add.reduceat``; date-varying codes use
+:func:`~.segments.segment_sum`.
 
 Everything here is pure NumPy over a leading date axis; nothing loops over
 dates or assets.
@@ -38,7 +39,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .quantiles import row_quantiles
-from .segments import segment_sum
+from .segments import SortedSegments, segment_sum, static_codes
 
 #: ``regression_status`` codes (one per date).
 STATUS_OK = 0
@@ -140,41 +141,17 @@ def _normal_matrix(seg: np.ndarray, mss: np.ndarray) -> np.ndarray:
     return m
 
 
-class _IndustrySums:
-    """Industry sums over the asset axis of (T, N, P) arrays.
+def _industry_sums(
+    values: np.ndarray, plan: SortedSegments | None, codes: np.ndarray, n_segments: int
+) -> np.ndarray:
+    """Sums of ``values`` (T, N, P) by industry -> (T, P, J).
 
-    Codes shared by every date (the usual ``industry(asset)``) are handled by
-    sorting the assets by code once, so each industry is a contiguous run and
-    the sums are one ``np.add.reduceat`` (about 10x faster than bincount);
-    date-varying codes use :func:`segment_sum`.
+    With a plan (codes shared by every date) ``values`` is in the plan's asset
+    order; otherwise ``codes`` (T, N) go through :func:`segment_sum`.
     """
-
-    def __init__(self, codes: np.ndarray, n_segments: int) -> None:
-        self.n_segments = n_segments
-        self.shared = codes.shape[0] == 1 or bool((codes == codes[:1]).all())
-        if self.shared:
-            c = codes[0]
-            self.order = np.argsort(c, kind="stable")
-            sc = c[self.order]
-            self.starts = np.flatnonzero(np.r_[True, sc[1:] != sc[:-1]]) if sc.size else sc
-            seg_codes = sc[self.starts]
-            self.keep = seg_codes >= 0
-            self.seg_codes = seg_codes[self.keep]
-        else:
-            self.codes = codes
-
-    def __call__(self, values: np.ndarray) -> np.ndarray:
-        """Sums of ``values`` (T, N, P) by industry -> (T, P, J)."""
-        t, _, p = values.shape
-        if not self.shared:
-            return np.swapaxes(
-                segment_sum(values, self.codes, self.n_segments, trailing=True), 1, 2
-            )
-        out = np.zeros((t, p, self.n_segments))
-        if self.seg_codes.size:
-            red = np.add.reduceat(values, self.starts, axis=1)  # (T, runs, P)
-            out[..., self.seg_codes] = np.swapaxes(red[:, self.keep], 1, 2)
-        return out
+    if plan is not None:
+        return np.swapaxes(plan.sum_sorted(values, axis=1), 1, 2)
+    return np.swapaxes(segment_sum(values, codes, n_segments, trailing=True), 1, 2)
 
 
 def _safe_cholesky(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -267,14 +244,15 @@ def regress(
     j = int(n_industries)
     k = 1 + s + j
     codes = np.asarray(codes).astype(np.int64, copy=False)
-    sums = _IndustrySums(codes, j)
+    shared = static_codes(codes)
+    plan = None if shared is None else SortedSegments(shared, j)
     codes = np.broadcast_to(codes, (t, n))
     cap = np.broadcast_to(np.asarray(cap, dtype=float), (t, n))
     extra = [
         np.broadcast_to(np.asarray(a), (t, n)) for a in (universe, specific_var) if a is not None
     ]
-    if sums.shared:  # work in industry order; undone on the specific returns
-        order = sums.order
+    if plan is not None:  # work in industry order; undone on the specific returns
+        order = plan.order
         r, cap, codes = r[:, order], cap[:, order], codes[:, order]
         extra = [a[:, order] for a in extra]
         xf = np.take(x, order, axis=1)  # (T, N, S) reordered copy
@@ -312,7 +290,7 @@ def regress(
     np.multiply(w, y, out=stacked[..., 2])
     stacked[..., 3] = w
     np.multiply(xf, w[..., None], out=stacked[..., 4:])
-    seg = sums(stacked)  # (T, 4 + S, J)
+    seg = _industry_sums(stacked, plan, codes, j)  # (T, 4 + S, J)
     count, capsum, seg_wy = seg[:, 0], seg[:, 1], seg[:, 2]
     q = seg[:, 3:]  # (T, 1 + S, J): [country, styles] x industries block of X'WX
     d = q[:, 0]  # industry diagonal: sum of weights per industry
@@ -382,8 +360,8 @@ def regress(
     fitted = np.where(has_exposure, fitted, np.nan)
     base = r if residuals == "raw" else r_win
     specific = base - fitted
-    if sums.shared:
-        specific[:, sums.order] = specific.copy()
+    if plan is not None:
+        specific[:, plan.order] = specific.copy()
     u = np.where(fit, y - np.where(fit, fitted, 0.0), 0.0)
 
     # diagnostics
@@ -427,7 +405,9 @@ def regress(
             vx = np.empty((t, n, 1 + s))
             vx[..., 0] = w2u2
             np.multiply(xf, w2u2[..., None], out=vx[..., 1:])
-            meat = _normal_matrix(sums(vx), np.swapaxes(vx[..., 1:], 1, 2) @ xf)
+            meat = _normal_matrix(
+                _industry_sums(vx, plan, codes, j), np.swapaxes(vx[..., 1:], 1, 2) @ xf
+            )
             var = ((psi @ meat) * psi).sum(axis=-1) * (n_fit / dof)[:, None]
         se = np.sqrt(var)
         se = np.where(np.isnan(f), np.nan, se)
