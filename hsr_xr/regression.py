@@ -136,8 +136,10 @@ def factor_regression(
         parts add up to the return) or against the winsorized ones (clipped with
         the same bounds).
     fill_exposures : float or None
-        Value for a missing style loading (seed: 0.0); None leaves such an asset
-        out of the fit and gives it a NaN specific return.
+        Value for a missing style loading of an asset that has other loadings
+        (seed: 0.0); None leaves any asset with a missing loading out of the fit.
+        An asset with no loading at all is never filled: it stays out of the fit
+        and gets a NaN specific return.
     std_errors : {"classical", "robust"}
         Factor-return standard errors: classical WLS (sigma^2 (X'WX)^-1 on the
         constrained system) or heteroskedasticity-robust HC1 sandwich.

@@ -102,7 +102,10 @@ def reference(
     }
     for d in range(t):
         r, cap, codes = r_all[d], cap_all[d], codes_all[d]
-        x = x_all[d] if fill_exposures is None else np.nan_to_num(x_all[d], nan=fill_exposures)
+        x = x_all[d]
+        if fill_exposures is not None:  # fill missing styles, never an asset without any
+            none = np.isnan(x).all(axis=1)[:, None]
+            x = np.where(none, np.nan, np.nan_to_num(x, nan=fill_exposures))
         has_x = ~np.isnan(x).any(axis=1)
         fit = ~np.isnan(r) & (cap > 0) & (codes >= 0) & has_x
         if use_universe:
@@ -437,3 +440,17 @@ def test_kernel_matches_kkt_property(seed, n_assets, n_ind, weights):
         beta = np.linalg.solve(kkt, np.r_[design.T @ (w * r[d]), 0.0])[:p]
         got = res.factor_returns[d, [0, *range(1, 1 + s), *(1 + s + q for q in present)]]
         np.testing.assert_allclose(got, beta, rtol=1e-8, atol=1e-12)
+
+
+def test_asset_without_any_loading_is_not_filled():
+    ds = make_panel(seed=11)
+    listed = np.flatnonzero(ds.industry.values >= 0)
+    loadings = ds.loadings.copy()
+    loadings[:, listed[:5], :] = np.nan  # five assets with no loading at all
+    ds = ds.assign(loadings=loadings)
+    out = hx.factor_regression(ds, merge=False)
+    assert out.specific_returns.isel(asset=listed[:5]).isnull().all()
+    ref = reference(ds)  # fills missing styles, never an asset without any
+    np.testing.assert_allclose(out.factor_returns.values, ref["f"], rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(out.specific_returns.values, ref["u"], rtol=1e-10, atol=1e-14)
+    np.testing.assert_array_equal(out.regression_n_assets.values, ref["n"])

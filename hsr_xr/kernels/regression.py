@@ -261,11 +261,11 @@ def regress(
     universe = extra.pop(0) if universe is not None else None
     specific_var = extra.pop(0) if specific_var is not None else None
     missing = np.isnan(xf)
-    has_x = ~missing.any(axis=-1)
+    # fill_exposures fills *some* missing styles; an asset with no loading at all has
+    # no exposures and stays out of the fit (its specific return is NaN)
+    has_x = ~missing.all(axis=-1) if fill_exposures is not None else ~missing.any(axis=-1)
     np.copyto(xf, 0.0 if fill_exposures is None else float(fill_exposures), where=missing)
     del missing
-    if fill_exposures is not None:
-        has_x = np.ones((t, n), dtype=bool)
     has_exposure = has_x & (codes >= 0)
     fit = has_exposure & ~np.isnan(r) & np.isfinite(cap) & (cap > 0)
     if universe is not None:
