@@ -14,23 +14,31 @@ Store policy
   ``hsr_xr_complete`` is true. Fresh writes go to a temporary sibling
   directory that is renamed into place when complete, so a failed write leaves
   the previous store (or nothing) behind. Appends and updates clear the marker
-  first, roll back on error, and set it again when done; a process killed
-  mid-append leaves the marker cleared and :func:`open_store` refuses the store.
+  first, roll back on error (an append is truncated back, a failed addition
+  of new variables is deleted) and set it again; an update that fails while
+  replacing stored variables, or a process killed mid-write, leaves the marker
+  cleared and :func:`open_store` refuses the store.
+* Attributes must be JSON values (NumPy scalars and arrays are converted);
+  anything else is refused with the attribute named.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import uuid
 import warnings
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Literal
 
 import dask
 import dask.array
+import dask.threaded
 import numpy as np
 import xarray as xr
 import zarr
@@ -58,13 +66,38 @@ def default_chunks(ds: xr.Dataset, target_bytes: int = _CHUNK_TARGET_BYTES) -> d
     return {"date": int(np.clip(target_bytes // max(per_date, 1), 1, ds.sizes["date"]))}
 
 
+def _remove_tree(path: Path) -> None:
+    if path.exists():
+        shutil.rmtree(path)
+
+
+def _json_attrs(attrs: dict, owner: str) -> dict:
+    """Attrs as JSON values (NumPy scalars/arrays to Python); refuse anything else."""
+    out = {}
+    for key, value in attrs.items():
+        if isinstance(value, np.generic | np.ndarray):
+            value = value.tolist()
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError) as err:
+            raise ValidationError(
+                f"{owner}.attrs[{key!r}]",
+                f"a {type(value).__name__} cannot be stored as a Zarr attribute",
+                "convert it to a str, number, bool or a list/dict of those, or drop it",
+            ) from err
+        out[key] = value
+    return out
+
+
 def _prepare(ds: xr.Dataset) -> xr.Dataset:
-    """Fixed-width unicode -> object (vlen-utf8); drop stale encodings."""
+    """Fixed-width unicode -> object (vlen-utf8); JSON attrs; drop stale encodings."""
     out = ds.copy()
     for name, var in {**out.coords, **out.data_vars}.items():
         if var.dtype.kind == "U":
             out[name] = var.astype(object)
-    for var in out.variables.values():
+    out.attrs = _json_attrs(out.attrs, "ds")
+    for name, var in out.variables.items():
+        var.attrs = _json_attrs(var.attrs, str(name))
         var.encoding = {}
     return out
 
@@ -93,13 +126,20 @@ def _set_marker(path: Path, group: str | None, complete: bool, consolidated: boo
 
 
 def _compute(delayed, progress: bool) -> None:
+    """Run a write. With the threaded scheduler the write gets its own thread pool,
+    whose exit waits for in-flight chunk writes, so that a failed write can be
+    cleaned up after its last chunk landed (Dask raises at the first error)."""
+    bar = nullcontext()
     if progress:
         from dask.diagnostics import ProgressBar
 
-        with ProgressBar():
+        bar = ProgressBar()
+    with bar:
+        if dask.base.get_scheduler(collections=[delayed]) is dask.threaded.get:
+            with ThreadPoolExecutor(dask.system.CPU_COUNT) as pool, dask.config.set(pool=pool):
+                dask.compute(delayed)
+        else:
             dask.compute(delayed)
-    else:
-        dask.compute(delayed)
 
 
 def _write(ds, path, *, mode, group, chunks, consolidated, progress, **kwargs) -> None:
@@ -195,10 +235,10 @@ def _write_fresh(ds, path, mode, group, chunks, consolidated, progress) -> Path:
             path.rename(old)
         tmp.rename(path)
         if old is not None:
-            shutil.rmtree(old)
+            _remove_tree(old)
     finally:
         if tmp.exists():
-            shutil.rmtree(tmp)
+            _remove_tree(tmp)
     return path
 
 
@@ -292,8 +332,13 @@ def _update(ds, path, group, chunks, consolidated, progress) -> Path:
                 )
     chunks = dict(default_chunks(ds) if chunks is None else chunks)
     payload = ds.drop_vars([c for c in ds.coords if c in old.coords])
+    payload.attrs = {**old.attrs, **payload.attrs}  # writing replaces the group's attrs
     enc = {k: v for k, v in _encoding(payload, chunks).items() if k in added}
     root = zarr.open_group(str(path), path=group or "", mode="r+")
+    for n in added + replaced:  # one Dask chunk per Zarr chunk (the stored one if replaced)
+        if isinstance(payload[n].data, dask.array.Array):
+            target = root[n].chunks if n in replaced else enc[n].get("chunks", ())
+            payload[n] = payload[n].chunk(dict(zip(payload[n].dims, target, strict=True)))
     _set_marker(path, group, False, consolidated)
     try:
         if added:
@@ -307,6 +352,9 @@ def _update(ds, path, group, chunks, consolidated, progress) -> Path:
         for n in added:
             with contextlib.suppress(KeyError):
                 del root[n]
+            _remove_tree(path.joinpath(*(group or "").split("/"), n))
+        if not replaced:  # nothing stored was touched: the store is whole again
+            _set_marker(path, group, True, consolidated)
         raise  # replaced arrays may be partly rewritten: the marker stays cleared
     _set_marker(path, group, True, consolidated)
     return path

@@ -312,3 +312,47 @@ def test_from_wide_frames(small):
     assert inner.sizes["asset"] == r.shape[1] - 1
     with pytest.raises(hx.ValidationError, match="not increasing"):
         hx.from_wide_frames({"returns": r.iloc[::-1]})
+
+
+def test_update_with_dask_chunks_unlike_the_store(small, tmp_path):
+    p = tmp_path / "a.zarr"
+    hx.to_store(small, p)
+    new = (small.returns * 2).rename("r2").to_dataset().chunk({"date": 7, "asset": 64})
+    hx.to_store(new, p, mode="update")
+    replaced = (small.returns * 3).to_dataset().chunk({"date": 9, "asset": 50})
+    hx.to_store(replaced, p, mode="update")
+    back = hx.open_store(p).load()
+    xr.testing.assert_identical(back.r2, new.r2.load())
+    xr.testing.assert_identical(back.returns, replaced.returns.load())
+
+
+def test_failed_update_of_new_variables_leaves_the_store_readable(small, tmp_path):
+    p = tmp_path / "a.zarr"
+    hx.to_store(small, p)
+
+    def fail_on_third_block(block, block_info=None):
+        if block_info[0]["chunk-location"][0] == 2:
+            raise OSError("simulated disk failure")
+        return block
+
+    data = dask.array.from_array(small.returns.values, chunks=(20, -1))
+    lazy = xr.Dataset(
+        {"extra": (("date", "asset"), data.map_blocks(fail_on_third_block, dtype=float))},
+        coords={"date": small.date, "asset": small.asset},
+    )
+    with pytest.raises(OSError, match="simulated"):
+        hx.to_store(lazy, p, mode="update", chunks={"date": 20})
+    back = hx.open_store(p)  # readable: nothing stored was touched
+    assert "extra" not in back
+    assert back.load().identical(small)
+
+
+def test_attrs_that_zarr_cannot_store_are_named(small, tmp_path):
+    bad = small.copy()
+    bad["returns"].attrs["when"] = np.datetime64("2020-01-01")
+    with pytest.raises(hx.ValidationError, match=r"returns.attrs\['when'\]"):
+        hx.to_store(bad, tmp_path / "a.zarr")
+    ok = small.copy()
+    ok.attrs["weights"] = np.arange(3)  # NumPy values are stored as JSON lists
+    hx.to_store(ok, tmp_path / "b.zarr")
+    assert hx.open_store(tmp_path / "b.zarr").attrs["weights"] == [0, 1, 2]
