@@ -157,8 +157,9 @@ def ff5_factors(
     rebalance : {"period", "annual"}
         "period": re-sort on every date from that date's values (the seed's mode).
         "annual": form portfolios on the first date of each July from the values
-        stamped there (known at the end of June) and hold them July-June; dates
-        before the first formation are NaN.
+        stamped there (known at the end of June) and hold them July-June; before
+        the first formation the portfolios and SMB/HML/RMW/CMA are NaN (count 0),
+        while MKT, which needs no sort, is defined.
     weight_lag : {1, 0}
         1 (default): sort on and weight by ``market_cap`` exactly as stamped, i.e.
         the cap known before the return. 0 (seed compat, looks ahead): use the cap

@@ -138,14 +138,15 @@ def resample(
     label: Literal["last", "first"] = "last",
     characteristics: Literal["first", "last"] = "first",
     require_full: bool = False,
-    returns: str | Sequence[str] = "returns",
+    returns: str | Sequence[str] | None = None,
     end_of_period: Sequence[str] = ("close", "adj_close"),
 ) -> xr.Dataset:
     """Resample a (date, ...) panel to calendar periods, keeping the as-of rule.
 
-    - Returns (``returns``) are compounded over every date of the period:
-      prod(1 + r) - 1 over the valid returns; NaN if the asset has no valid
-      return in the period (or, with ``require_full``, misses any date).
+    - Returns (``returns``, ``factor_returns``, ``specific_returns``, ...) are
+      compounded over every date of the period: prod(1 + r) - 1 over the valid
+      returns; NaN if there is no valid return in the period (or, with
+      ``require_full``, one is missing).
     - Characteristics and caps (every other variable with a ``date`` dim) take,
       by default (``characteristics="first"``), the value stamped at the period's
       first date. By the as-of convention that value is known before any of the
@@ -157,6 +158,9 @@ def resample(
     - End-of-period levels (``end_of_period``, prices by default) take the last
       valid value inside the period: the close at the period's end.
     - Variables without a ``date`` dim are kept as they are.
+    - Per-date forecasts and variances (``factor_cov``, ``specific_var``,
+      ``truth_factor_cov``, ``truth_specific_var``) are refused: a daily one is not
+      a period one; refit the risk model on the resampled returns.
 
     Parameters
     ----------
@@ -175,8 +179,10 @@ def resample(
     require_full : bool
         Make a period's return NaN unless the asset has a valid return on every
         trading date of the period.
-    returns : str or sequence of str
-        Variables compounded as simple returns.
+    returns : str, sequence of str or None
+        Variables compounded as simple returns. ``None`` (default): every
+        variable whose registry role is "return" (``returns``,
+        ``factor_returns``, ``specific_returns``, ``truth_*_returns``).
     end_of_period : sequence of str
         Level variables taken at the period's end; names absent from ``ds`` are ignored.
 
@@ -202,7 +208,19 @@ def resample(
         raise ValidationError(
             "characteristics", f"got {characteristics!r}", "use 'first' or 'last'"
         )
-    ret_names = [returns] if isinstance(returns, str) else list(returns)
+    if returns is None:
+        ret_names = [v for v in ds.data_vars if getattr(VARIABLES.get(v), "role", "") == "return"]
+    else:
+        ret_names = [returns] if isinstance(returns, str) else list(returns)
+    forecasts = [v for v in ds.data_vars if getattr(VARIABLES.get(v), "role", "") == "forecast"]
+    if forecasts:
+        raise ValidationError(
+            forecasts[0],
+            f"{forecasts} are per-date (co)variances or forecasts; a daily one is not a "
+            "forecast for a week or a month",
+            f"drop them (ds.drop_vars({forecasts})) and refit, e.g. hx.risk_model on the "
+            "resampled returns",
+        )
     ds = validate(ds, [], optional=[v for v in VARIABLES if v not in ret_names])
     for name in ret_names:
         if name not in ds.data_vars:

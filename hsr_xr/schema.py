@@ -45,17 +45,21 @@ class VarSpec:
     kind: str  # numpy dtype kinds accepted, e.g. "f", "iu", "b"
     meaning: str
     units: str = ""
+    #: How the variable aggregates over a period (:func:`hsr_xr.resample`):
+    #: "return" compounds, "level" takes the period's last value, "characteristic"
+    #: the as-of value at the period's first date, "forecast" cannot be resampled.
+    role: str = "characteristic"
 
 
-def _spec(name, dims, kind, meaning, units=""):
+def _spec(name, dims, kind, meaning, units="", role="characteristic"):
     dims = dims if isinstance(dims[0], tuple) else (dims,)
-    return name, VarSpec(name, dims, kind, meaning, units)
+    return name, VarSpec(name, dims, kind, meaning, units, role)
 
 
 DA = ("date", "asset")
 VARIABLES: dict[str, VarSpec] = dict(
     [
-        _spec("returns", DA, "f", "simple total return over the date", "fraction"),
+        _spec("returns", DA, "f", "simple total return over the date", "fraction", "return"),
         _spec("market_cap", DA, "f", "capitalisation known before the date's return", "currency"),
         _spec(
             "industry",
@@ -66,21 +70,63 @@ VARIABLES: dict[str, VarSpec] = dict(
         _spec("estimation_universe", DA, "b", "assets that enter the regression fit"),
         _spec("descriptors", ("date", "asset", "descriptor"), "f", "raw descriptor values"),
         _spec("loadings", ("date", "asset", "style"), "f", "standardized style exposures", "z"),
-        _spec("factor_returns", ("date", "factor"), "f", "regression factor returns", "fraction"),
-        _spec("specific_returns", DA, "f", "regression residuals", "fraction"),
+        _spec(
+            "factor_returns",
+            ("date", "factor"),
+            "f",
+            "regression factor returns",
+            "fraction",
+            "return",
+        ),
+        _spec("specific_returns", DA, "f", "regression residuals", "fraction", "return"),
         _spec(
             "factor_cov",
             ("date", "factor", "factor2"),
             "f",
             "factor covariance forecast for the next date",
             "fraction^2",
+            "forecast",
         ),
-        _spec("specific_var", DA, "f", "specific variance forecast for next date", "fraction^2"),
+        _spec(
+            "specific_var",
+            DA,
+            "f",
+            "specific variance forecast for next date",
+            "fraction^2",
+            "forecast",
+        ),
         _spec("book_to_price", DA, "f", "book value / market value (FF5 value)"),
         _spec("profitability", DA, "f", "operating profitability (FF5 RMW)"),
         _spec("investment", DA, "f", "asset growth (FF5 CMA)"),
-        _spec("close", DA, "f", "unadjusted close price", "currency"),
-        _spec("adj_close", DA, "f", "split- and dividend-adjusted close", "currency"),
+        _spec("close", DA, "f", "unadjusted close price", "currency", "level"),
+        _spec("adj_close", DA, "f", "split- and dividend-adjusted close", "currency", "level"),
+        # ground truth planted by simulate_market
+        _spec(
+            "truth_factor_returns",
+            ("date", "factor"),
+            "f",
+            "planted factor returns",
+            "fraction",
+            "return",
+        ),
+        _spec("truth_specific_returns", DA, "f", "planted specific returns", "fraction", "return"),
+        _spec("truth_exposures", ("date", "asset", "style"), "f", "planted style exposures"),
+        _spec(
+            "truth_factor_cov",
+            ("date", "factor", "factor2"),
+            "f",
+            "covariance of the date's factor returns",
+            "fraction^2",
+            "forecast",
+        ),
+        _spec(
+            "truth_specific_var",
+            DA,
+            "f",
+            "variance of the date's specific returns",
+            "fraction^2",
+            "forecast",
+        ),
     ]
 )
 

@@ -241,3 +241,18 @@ def test_bad_input_raises_validation_error():
         hx.resample(ds.assign(market_cap=-ds.market_cap), "W")
     with pytest.raises(ValidationError, match="ds"):
         hx.resample(ds.returns, "W")
+
+
+def test_model_returns_are_compounded_and_forecasts_refused():
+    ds = hx.simulate_market(n_dates=60, n_assets=120, n_industries=6, seed=2)
+    ds = hx.factor_regression(ds.assign(loadings=ds.truth_exposures))
+    with pytest.raises(hx.ValidationError, match="truth_factor_cov"):
+        hx.resample(ds, "W")
+    weekly = hx.resample(ds.drop_vars(["truth_factor_cov", "truth_specific_var"]), "W")
+    first, last = weekly.first_date.values[1], weekly.last_date.values[1]
+    for name in ("factor_returns", "specific_returns", "truth_factor_returns", "returns"):
+        daily = ds[name].sel(date=slice(first, last))
+        expected = (1 + daily).prod("date", min_count=1) - 1
+        np.testing.assert_allclose(weekly[name].isel(date=1).values, expected.values, rtol=1e-12)
+    only = hx.resample(ds[["returns", "market_cap"]], "W", returns="returns")
+    assert set(only.data_vars) == {"returns", "market_cap"}
