@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import time
 from pathlib import Path
@@ -48,6 +49,9 @@ def cmd_simulate(args) -> int:
 def cmd_demo(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.figures and importlib.util.find_spec("matplotlib") is None:
+        print("matplotlib is not installed, so no figures (pip install 'hsr_xr[plot]')")
+        args.figures = False
     steps = pipeline.Steps(7 if args.figures else 6, progress=not args.quiet)
     ds = steps.run(f"simulate market T={args.dates} N={args.assets}", _simulate, args)
     before = set(ds.data_vars)
