@@ -90,12 +90,16 @@ def cmd_demo(args) -> int:
 
 def cmd_run(args) -> int:
     ds = open_store(args.store)
-    steps = pipeline.Steps(3, progress=True)
+    steps = pipeline.Steps(3, progress=True, compute=False)  # build the graph, then stream it
     before = set(ds.data_vars)
     ds = pipeline.risk_steps(ds, steps, preset=args.preset)
     new = [v for v in ds.data_vars if v not in before]
+    print(f"computing and writing {len(new)} variables ...")
     to_store(ds[new], args.store, group=MODEL_GROUP, mode="w", progress=True)
-    print(pipeline.factor_summary(ds).to_string())
+    model = open_store(args.store, group=MODEL_GROUP)
+    if "truth_factor_returns" in ds:  # a simulated store: compare with the planted truth
+        model = model.assign(truth_factor_returns=ds["truth_factor_returns"])
+    print(pipeline.factor_summary(model).to_string())
     print(f"wrote group {MODEL_GROUP!r} of {args.store}: {', '.join(sorted(new))}")
     return 0
 

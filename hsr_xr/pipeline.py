@@ -37,10 +37,20 @@ def _progress(enabled: bool):
 
 
 class Steps:
-    """Runs named steps, printing ``[i/n] name ... seconds`` for each."""
+    """Runs named steps, printing ``[i/n] name ... seconds`` for each.
 
-    def __init__(self, n: int, log: Callable[[str], None] = print, progress: bool = True):
-        self.n, self.i, self.log, self.progress = n, 0, log, progress
+    With ``compute=False`` the steps only build the (lazy) graph, to be
+    computed by the caller, e.g. streamed into a store by ``to_store``.
+    """
+
+    def __init__(
+        self,
+        n: int,
+        log: Callable[[str], None] = print,
+        progress: bool = True,
+        compute: bool = True,
+    ):
+        self.n, self.i, self.log, self.progress, self.compute = n, 0, log, progress, compute
         self.timings: dict[str, float] = {}
 
     def run(self, name: str, fn: Callable, *args, **kwargs):
@@ -49,7 +59,7 @@ class Steps:
         t0 = time.perf_counter()
         with _progress(self.progress):
             out = fn(*args, **kwargs)
-            if isinstance(out, xr.Dataset | xr.DataArray):
+            if self.compute and isinstance(out, xr.Dataset | xr.DataArray):
                 out = out.compute()
         self.timings[name] = time.perf_counter() - t0
         self.log(f"      done in {self.timings[name]:.1f} s")
