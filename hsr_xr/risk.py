@@ -293,7 +293,7 @@ def _specific_side(
     clip = None
     if opts["specific_clip"] is not None:
         q = float(opts["specific_clip"])
-        clip = _xs(kspec.row_quantile, _cross(e, dc), kwargs={"q": q, "square": True})
+        clip = _xs(kspec.squared_quantile, _cross(e, dc), kwargs={"q": q})
         if dask_in:
             clip = clip.chunk({"date": -1})
     ts_kwargs = {
@@ -327,7 +327,8 @@ def _specific_side(
             var,
             fill,
             out_dims=("asset",),
-            kwargs={"shrink": float(opts["specific_shrink"])},
+            # NumPy: var is the EWMA's own output, finished in place
+            kwargs={"shrink": float(opts["specific_shrink"]), "overwrite": not dask_in},
         )
 
     cap = None

@@ -106,22 +106,25 @@ def _mask_few(var: np.ndarray, miss: np.ndarray, need: int, *, block: int = 128)
     """Set ``var`` (date first) to NaN before ``need`` observations, in place.
 
     Counts are scanned in blocks of dates (carried between blocks), each block only
-    over the series still short of ``need``; the scan stops when none is left.
+    over the series still short of ``need``; the scan stops when none is left. Counts
+    never fall, so a series is short on its first ``r`` dates: those are set at the end.
     """
     T = var.shape[0]
-    batch = var.shape[1:]
-    cols = np.arange(int(np.prod(batch)))  # flat batch index of the series still short
+    cols = np.arange(int(np.prod(var.shape[1:])))  # flat batch index of the series still short
     carry = np.zeros(len(cols))
+    short_dates = np.zeros(len(cols), dtype=np.intp)
     for a in range(0, T, block):
         b = min(a + block, T)
         obs = ~miss[a:b].reshape(b - a, -1)[:, cols]
         cnt, carry = ewma_scan(obs, 1.0, carry=carry, overwrite=False)
-        r, c = np.nonzero(cnt < need)
-        var[(a + r, *np.unravel_index(cols[c], batch))] = np.nan
+        short_dates[cols] += np.add.reduce(cnt < need, axis=0, dtype=np.intp)
         short = carry < need
         cols, carry = cols[short], carry[short]
         if not len(cols):
             break
+    R = int(short_dates.max(initial=0))
+    rows = np.arange(R).reshape((R,) + (1,) * (var.ndim - 1))
+    np.copyto(var[:R], np.nan, where=rows < short_dates.reshape(var.shape[1:]))
 
 
 def ewma_nw_variance(
@@ -166,7 +169,7 @@ def ewma_nw_variance(
     # every pass below contiguous
     x = np.moveaxis(np.asarray(x, dtype=float), axis, 0)
     miss = np.isnan(x)
-    mf = np.subtract(1.0, miss)  # 1.0 where observed
+    mf = np.subtract(1.0, miss.view(np.uint8))  # 1.0 where observed
     if bound is not None:
         bound = np.asarray(bound, dtype=float).reshape((-1,) + (1,) * (x.ndim - 1))
     z = None
@@ -372,6 +375,27 @@ def _not_pd(G: np.ndarray, lo: int, hi: int, leaf: int = 8) -> list[np.ndarray]:
         return [b for c in range(lo, hi, leaf) for b in _not_pd(G, c, min(c + leaf, hi), leaf)]
 
 
+def _cholesky_fails(G: np.ndarray) -> np.ndarray:
+    """Indices of the matrices of ``G (n, K, K)`` (finite, K >= 1) that fail a Cholesky test.
+
+    One pass of NumPy's batched Cholesky gufunc (the one behind ``np.linalg.cholesky``),
+    which gives NaN instead of raising for a failing matrix; where that gufunc is not
+    available, batch-then-leaves retests with ``np.linalg.cholesky``.
+    """
+    if G.shape[-1] == 0:
+        return np.zeros(0, dtype=np.intp)
+    gufunc = getattr(getattr(np.linalg, "_umath_linalg", None), "cholesky_lo", None)
+    if gufunc is not None:
+        try:
+            with np.errstate(invalid="ignore", over="ignore", divide="ignore", under="ignore"):
+                L = gufunc(G, signature="d->d")
+            return np.flatnonzero(np.isnan(L[:, -1, -1]))
+        except (TypeError, ValueError):
+            pass
+    bad = _not_pd(G, 0, len(G))
+    return np.concatenate(bad) if bad else np.zeros(0, dtype=np.intp)
+
+
 def shared_history(f: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Dates where every valid factor has the same observation history so far.
 
@@ -407,10 +431,9 @@ def clip_psd(
     """Clip the negative eigenvalues of each symmetric ``F_t`` at 0, in place.
 
     Dates whose matrix (restricted to its valid factors) passes a Cholesky test
-    (batched over ``block`` dates; a failing batch is retested in leaves of 8) are
-    left as they are; the others become ``U diag(max(w, 0)) U'`` (formed as ``F``
-    minus its negative eigenpairs, symmetrized). Rows and columns of factors
-    without a forecast stay NaN.
+    (batched over ``block`` dates) are left as they are; the others become
+    ``U diag(max(w, 0)) U'`` (formed as ``F`` minus its negative eigenpairs,
+    symmetrized). Rows and columns of factors without a forecast stay NaN.
 
     Parameters
     ----------
@@ -439,10 +462,9 @@ def clip_psd(
         full = bool(valid.all())
         G = F[sel] if full else _fill_invalid(F[sel], valid)
         test = G if full else G + (~valid)[:, :, None] * eye
-        bad = _not_pd(test, 0, len(dates))
-        if not bad:
+        bad = _cholesky_fails(test)
+        if not len(bad):
             continue
-        bad = np.concatenate(bad)
         A = G[bad]
         w, U = np.linalg.eigh(A)
         neg = (w < 0).any(axis=1)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .covariance import ewma_nw_variance
-from .quantiles import band_quantile
+from .quantiles import band_quantile, select_quantiles
 from .segments import segment_sum
 
 #: Public name of the band-partition quantile (used by :mod:`hsr_xr.risk`).
@@ -78,7 +78,34 @@ def specific_ewma(
 # ---------------------------------------------------------------- cross-sectional (asset last)
 
 
-def seed_fill_shrink(var: np.ndarray, present: np.ndarray, *, shrink: float) -> np.ndarray:
+def _row_counts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Non-NaN values per row of ``x (..., N)`` and the NaN mask."""
+    nan = np.isnan(x)
+    n = x.shape[-1] - np.add.reduce(nan.view(np.uint8), axis=-1, dtype=np.intp)
+    return n, nan
+
+
+def _row_quantile(x: np.ndarray, n: np.ndarray, q: float) -> np.ndarray:
+    """Quantile ``q`` of each row of ``x (..., N)`` with ``n`` values (NaN skipped), shape (...)."""
+    if x.shape[-1] == 0:
+        return np.full(x.shape[:-1], np.nan)
+    flat = x.reshape(-1, x.shape[-1])
+    return select_quantiles(flat, n.reshape(-1), [q])[:, 0].reshape(x.shape[:-1])
+
+
+def squared_quantile(e: np.ndarray, *, q: float) -> np.ndarray:
+    """Quantile ``q`` of ``e**2`` over the last axis (NaN skipped); NaN for an empty row.
+
+    Same values as ``band_quantile(e, q, square=True)`` (one padded partition).
+    """
+    x2 = np.multiply(e, e, dtype=float)
+    n, _ = _row_counts(x2)
+    return _row_quantile(x2, n, q)
+
+
+def seed_fill_shrink(
+    var: np.ndarray, present: np.ndarray, *, shrink: float, overwrite: bool = False
+) -> np.ndarray:
     """The seed's cross-sectional finish: median fill, then shrink toward the median.
 
     Assets ``present`` on a date (specific return observed) but without a forecast
@@ -89,16 +116,22 @@ def seed_fill_shrink(var: np.ndarray, present: np.ndarray, *, shrink: float) -> 
     ----------
     var : ndarray (T, N)
     present : ndarray of bool (T, N)
+    overwrite : bool
+        Write the result into a float64 ``var`` itself.
     """
-    out = np.array(var, dtype=float)  # scratch for the median, then the output
-    med = band_quantile(out, 0.5, overwrite=True)[..., None]
+    var = np.asarray(var, dtype=float)
+    n, fill = _row_counts(var)
+    med = _row_quantile(var, n, 0.5)[..., None]
+    inplace = overwrite and var.flags.writeable
+    out = var if inplace else np.empty_like(var)
     if shrink:
         np.multiply(var, 1.0 - shrink, out=out)
         out += shrink * med
         med = med * (1.0 - shrink) + shrink * med  # the value of a filled asset
-    else:
+    elif not inplace:
         np.copyto(out, var)
-    np.copyto(out, med, where=np.isnan(var) & present)
+    fill &= present
+    np.copyto(out, med, where=fill)
     return out
 
 
