@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .quantiles import select_quantiles, sorted_quantiles
+from .quantiles import interpolate, quantile_ranks, select_quantiles, sorted_quantiles
 
 COMBOS = 4096  # most bucket-digit combinations per scatter-add key (7**3 = 343 by default)
 #: Breakpoint rounding: as pandas' groupby quantile, so that bucket membership
@@ -186,17 +186,31 @@ def double_sort(
     per_key = max(1, int(np.log(COMBOS) / np.log(D)))
     groups = [list(range(g, min(g + per_key, K))) for g in range(0, K, per_key)]
     # w*r, w, count per (date, sort, digit), reduced block by block from the
-    # per-combination bins (no (combination, date) array: big fresh arrays page-fault)
+    # per-combination bins (no (combination, date) array: big fresh arrays page-fault):
+    # picks[g][e, d] are the bins (1 + combination) whose e-th digit is d
     digit_sums = np.empty((3, T, K, D))
     binned_b = np.empty((3, block, D ** max(len(g) for g in groups) + 1))
+    combos = [np.arange(D ** len(g)) for g in groups]
+    picks = [
+        np.stack(
+            [
+                1 + c.reshape(D ** (len(g) - 1 - e), D, D**e).transpose(1, 0, 2).reshape(D, -1)
+                for e in range(len(g))
+            ]
+        )
+        for g, c in zip(groups, combos, strict=True)
+    ]
+    char_qs = np.asarray(char_probs, dtype=float)
+    row_start = (np.arange(block * K) * N).reshape(block, K, 1)  # flat offset of each row
+    tail = N  # columns at the end of the sorted rows that hold every row's NaN block
     # reused block buffers (small enough to stay in cache)
     wr_b, f_b, size_b = (np.empty((block, N)) for _ in range(3))
     ordered = np.empty((block, K, N))
-    nan_b = np.empty((block, K, N), dtype=bool)
     held_ok, sort_ok, tmp = (np.empty((block, N), dtype=bool) for _ in range(3))
     small = np.uint8 if D < 256 else np.uint16  # digit width
     base_b, digit_b = np.empty((block, N), dtype=small), np.empty((block, N), dtype=small)
-    combo_b, scaled_b = np.empty((block, N), dtype=np.uint16), np.empty((block, N), dtype=np.uint16)
+    combo_b = np.empty((block, N), dtype=np.uint16)
+    row_key = np.arange(min(block * (D**per_key + 1), 2**16), dtype=np.uint16)
     key_b = np.empty((block, N), dtype=np.intp)
     count_dtype = np.uint16 if N < 2**16 else np.int64  # fast narrow row counts
     for i in range(0, T, block):
@@ -232,9 +246,18 @@ def double_sort(
         for k, x in enumerate(xs):
             np.add(x, f, out=od[:, k])
         od.sort(axis=-1)  # NaN last; one sort for every characteristic
-        nan = np.isnan(od, out=nan_b[:b])  # NaN block at the end of each row
-        n = np.where(nan[:, :, -1], np.argmax(nan, axis=-1), N)
-        char_bp = sorted_quantiles(od, n, char_probs, FORMULA)  # (b, K, C - 1)
+        # values per row = start of its NaN block, looked for in the last `tail`
+        # columns (sized from the previous block) unless some row starts earlier
+        nan = np.isnan(od[:, :, N - tail :])
+        if tail < N and nan[:, :, 0].any():
+            tail = N
+            nan = np.isnan(od)
+        n = np.where(nan[:, :, -1], N - tail + np.argmax(nan, axis=-1), N)
+        tail = min(N, 2 * (N - int(n.min())) + 64)
+        # the quantiles' order statistics, gathered by flat index (as sorted_quantiles)
+        prev, nxt, gamma = quantile_ranks(n, char_qs)
+        start, flat_od = row_start[:b], od.reshape(-1)
+        char_bp = interpolate(flat_od[start + prev], flat_od[start + nxt], gamma, n, FORMULA)
         # bucket members: held and sortable, rows without a NaN breakpoint
         oks &= ok
         size_bad = np.isnan(size_bp).any(axis=-1)
@@ -247,9 +270,10 @@ def double_sort(
         char_bad = np.isnan(char_bp).any(axis=-1)  # (b, K)
         any_bad = char_bad.any(axis=0).tolist()
         key = key_b[:b]
-        for sorts in groups:
+        for sorts, pick in zip(groups, picks, strict=True):
             combo, digit = combo_b[:b], digit_b[:b]
-            for e, k in enumerate(sorts):
+            # the e-th sort of a key is its e-th lowest base-D place (Horner, top first)
+            for e, k in reversed(list(enumerate(sorts))):
                 _count_above(digit, xs[k], char_bp[:, k], t)
                 digit += base
                 np.equal(xs[k], xs[k], out=t)  # characteristic not NaN
@@ -257,26 +281,27 @@ def double_sort(
                 if any_bad[k]:
                     t[char_bad[:, k]] = False
                 digit *= t
-                if e:
-                    np.multiply(digit, np.uint16(D**e), out=scaled_b[:b])
-                    combo += scaled_b[:b]
-                else:
+                if e == len(sorts) - 1:
                     np.copyto(combo, digit)
+                else:
+                    combo *= np.uint16(D)
+                    combo += digit
             # one scatter-add per quantity over (date, combo) keys of the block
             # key = date * (M + 1) + [held] + combo: bin 0 of each date collects the
             # assets not held (NaN returns) and is dropped
             M = D ** len(sorts)
-            np.add(combo, (np.arange(b) * (M + 1))[:, None], out=key)
-            key += ok
+            combo += ok
+            if block * (M + 1) <= 2**16:  # the whole key fits the uint16 combo
+                combo += row_key[: b * (M + 1) : M + 1, None]
+                np.copyto(key, combo)
+            else:
+                np.add(combo, (np.arange(b) * (M + 1))[:, None], out=key)
             flat = key.reshape(-1)
             binned = binned_b[:, :b, : M + 1]
             for q, weight in enumerate((wr.reshape(-1), w.reshape(-1), None)):
                 binned[q] = np.bincount(flat, weight, b * (M + 1)).reshape(b, M + 1)
             # a sort's digit sums: add the combinations over the other sorts' digits
-            # (the e-th sort of a key is its e-th lowest base-D place)
-            for e, k in enumerate(sorts):
-                place = binned[:, :, 1:].reshape(3, b, D ** (len(sorts) - 1 - e), D, D**e)
-                digit_sums[:, i:j, k] = place.sum(axis=(2, 4))
+            digit_sums[:, i:j, sorts[0] : sorts[-1] + 1] = binned[:, :, pick].sum(axis=-1)
     port_sums = digit_sums[..., 1:]  # (3, T, K, S * C): digit 0 is in no bucket
     count = np.rint(port_sums[2]).astype(np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):
