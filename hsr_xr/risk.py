@@ -290,17 +290,19 @@ def _specific_side(
     dask_in = _is_dask(e)
     dc = _date_chunk(e) if dask_in else None
 
-    clip = None
-    if opts["specific_clip"] is not None:
-        q = float(opts["specific_clip"])
-        clip = _xs(kspec.squared_quantile, _cross(e, dc), kwargs={"q": q})
-        if dask_in:
-            clip = clip.chunk({"date": -1})
     ts_kwargs = {
         "halflife": float(opts["specific_halflife"]),
         "lags": int(opts["specific_lags"]),
         "min_periods": int(opts["specific_min_periods"]),
     }
+    clip = None
+    if opts["specific_clip"] is not None:
+        q = float(opts["specific_clip"])
+        if dask_in:  # cross-sectional quantiles on date chunks, then the asset-chunked EWMA
+            clip = _xs(kspec.squared_quantile, _cross(e, dc), kwargs={"q": q})
+            clip = clip.chunk({"date": -1})
+        else:  # one call holds every asset: the EWMA's squares give the quantiles too
+            ts_kwargs["clip_q"] = q
     n_ts = 1
     if opts["structural"]:
         ts_kwargs["history_window"] = int(opts["structural_window"])

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .quantiles import select_quantiles
+
 
 def decay(halflife: float) -> float:
     """EWMA decay per date, ``0.5 ** (1 / halflife)``; ``inf`` gives 1 (equal weights)."""
@@ -127,6 +129,24 @@ def _mask_few(var: np.ndarray, miss: np.ndarray, need: int, *, block: int = 128)
     np.copyto(var[:R], np.nan, where=rows < short_dates.reshape(var.shape[1:]))
 
 
+def valid_counts(nan: np.ndarray) -> np.ndarray:
+    """Values per row (last axis) from the NaN mask ``nan (..., N)``."""
+    nan = np.ascontiguousarray(nan, dtype=bool)
+    return nan.shape[-1] - np.add.reduce(nan.view(np.uint8), axis=-1, dtype=np.intp)
+
+
+def counted_quantile(x: np.ndarray, n: np.ndarray, q: float) -> np.ndarray:
+    """Quantile ``q`` of each row of ``x (..., N)`` holding ``n`` values (NaN skipped).
+
+    ``np.nanquantile`` ("linear") values by one padded partition
+    (:func:`hsr_xr.kernels.quantiles.select_quantiles`); NaN for an empty row.
+    """
+    if x.shape[-1] == 0:
+        return np.full(x.shape[:-1], np.nan)
+    flat = x.reshape(-1, x.shape[-1])
+    return select_quantiles(flat, np.reshape(n, -1), [q])[:, 0].reshape(x.shape[:-1])
+
+
 def ewma_nw_variance(
     x: np.ndarray,
     halflife: float,
@@ -136,6 +156,7 @@ def ewma_nw_variance(
     axis: int = -1,
     counts: bool = True,
     bound: np.ndarray | None = None,
+    bound_quantile: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Weight-normalized EWMA variance with a Newey–West correction, along ``axis``.
 
@@ -159,6 +180,9 @@ def ewma_nw_variance(
     bound : ndarray (T,), optional
         Per-date bound on ``|x|``: ``x`` is clipped to ``[-bound, bound]`` first
         (NaN stays NaN; without lags only the squares are formed, ``min(x**2, bound**2)``).
+    bound_quantile : float, optional
+        Instead of ``bound``: ``sqrt`` of each date's ``bound_quantile`` quantile of
+        ``x**2`` over the batch axes (NaN skipped; no bound on a date without values).
 
     Returns
     -------
@@ -170,6 +194,13 @@ def ewma_nw_variance(
     x = np.moveaxis(np.asarray(x, dtype=float), axis, 0)
     miss = np.isnan(x)
     mf = np.subtract(1.0, miss.view(np.uint8))  # 1.0 where observed
+    sq = None
+    if bound_quantile is not None:  # the squares serve the quantile and the EWMA
+        sq = np.multiply(x, x)
+        T = x.shape[0]
+        b2 = counted_quantile(sq.reshape(T, -1), valid_counts(miss.reshape(T, -1)), bound_quantile)
+        bound = np.sqrt(np.maximum(b2, 0.0))
+        bound[np.isnan(bound)] = np.inf
     if bound is not None:
         bound = np.asarray(bound, dtype=float).reshape((-1,) + (1,) * (x.ndim - 1))
     z = None
@@ -185,7 +216,7 @@ def ewma_nw_variance(
             x2 = z * _lagged(z, lag, 0)
             w = mf * _lagged(mf, lag, 0)
         else:  # x**2 with 0 where missing; mf is not needed again: reuse it
-            x2 = np.multiply(x, x)
+            x2 = np.multiply(x, x) if sq is None else sq
             if bound is not None:  # |x| clipped at bound <=> x**2 capped at bound**2
                 np.minimum(x2, bound * bound, out=x2)
             np.copyto(x2, 0.0, where=miss)
@@ -307,7 +338,10 @@ def ewma_covariance(
             C = out[a:b]
             # raw moments sum_s lam**(t-s) z_s z_{s-lag}' of the block (scanned in place)
             g = C[None] if L == 0 else buf[:, : b - a]
-            np.multiply(z[a:b, :, None], zl[:, a:b, None, :], out=g)
+            if L:
+                np.multiply(z[a:b, :, None], zl[:, a:b, None, :], out=g)
+            else:  # the same products; einsum's outer product loop is faster
+                np.einsum("ti,tj->tij", z[a:b], z[a:b], out=C)
             _, carry = ewma_scan(g, lam, axis=1, carry=carry, overwrite=True)
             if L:
                 # inverse pairwise weight sums, (L+1, n, K, K) or broadcastable
@@ -340,7 +374,7 @@ def ewma_covariance(
                 np.clip(rows, -1.0, 1.0, out=rows)
                 rows *= s[:, minor, None] * s[:, None, :]
             c = s * np.where(dnum > 0, 1.0 / np.sqrt(dnum), 0.0)
-            C *= c[:, :, None] * c[:, None, :]
+            C *= np.einsum("ti,tj->tij", c, c)
             if rows is not None:
                 C[:, minor, :] = rows
                 C[:, :, minor] = np.swapaxes(rows, 1, 2)

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .covariance import ewma_nw_variance
-from .quantiles import band_quantile, select_quantiles
+from .covariance import counted_quantile, ewma_nw_variance, valid_counts
+from .quantiles import band_quantile
 from .segments import segment_sum
 
 #: Public name of the band-partition quantile (used by :mod:`hsr_xr.risk`).
@@ -33,6 +33,7 @@ def specific_ewma(
     lags: int = 0,
     min_periods: int = 1,
     history_window: int | None = None,
+    clip_q: float | None = None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """EWMA (optionally Newey–West) specific variance per asset, along the last axis.
 
@@ -48,6 +49,9 @@ def specific_ewma(
     history_window : int, optional
         Also return the number of observed returns in the trailing ``history_window``
         dates (the structural model's history length).
+    clip_q : float, optional
+        Instead of ``clip``: cap at each date's ``clip_q`` quantile of ``e**2`` over the
+        batch axes (all assets must be in this call), as ``squared_quantile`` gives it.
 
     Returns
     -------
@@ -66,6 +70,7 @@ def specific_ewma(
         axis=-1,
         counts=history_window is not None,
         bound=cap,
+        bound_quantile=clip_q,
     )
     if history_window is None:
         return var
@@ -78,29 +83,13 @@ def specific_ewma(
 # ---------------------------------------------------------------- cross-sectional (asset last)
 
 
-def _row_counts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Non-NaN values per row of ``x (..., N)`` and the NaN mask."""
-    nan = np.isnan(x)
-    n = x.shape[-1] - np.add.reduce(nan.view(np.uint8), axis=-1, dtype=np.intp)
-    return n, nan
-
-
-def _row_quantile(x: np.ndarray, n: np.ndarray, q: float) -> np.ndarray:
-    """Quantile ``q`` of each row of ``x (..., N)`` with ``n`` values (NaN skipped), shape (...)."""
-    if x.shape[-1] == 0:
-        return np.full(x.shape[:-1], np.nan)
-    flat = x.reshape(-1, x.shape[-1])
-    return select_quantiles(flat, n.reshape(-1), [q])[:, 0].reshape(x.shape[:-1])
-
-
 def squared_quantile(e: np.ndarray, *, q: float) -> np.ndarray:
     """Quantile ``q`` of ``e**2`` over the last axis (NaN skipped); NaN for an empty row.
 
     Same values as ``band_quantile(e, q, square=True)`` (one padded partition).
     """
     x2 = np.multiply(e, e, dtype=float)
-    n, _ = _row_counts(x2)
-    return _row_quantile(x2, n, q)
+    return counted_quantile(x2, valid_counts(np.isnan(x2)), q)
 
 
 def seed_fill_shrink(
@@ -120,8 +109,8 @@ def seed_fill_shrink(
         Write the result into a float64 ``var`` itself.
     """
     var = np.asarray(var, dtype=float)
-    n, fill = _row_counts(var)
-    med = _row_quantile(var, n, 0.5)[..., None]
+    fill = np.isnan(var)
+    med = counted_quantile(var, valid_counts(fill), 0.5)[..., None]
     inplace = overwrite and var.flags.writeable
     out = var if inplace else np.empty_like(var)
     if shrink:
