@@ -245,17 +245,23 @@ def ff5_factors(
         "sort": np.array(SORTS, dtype=object),
         "portfolio": np.array(PORTFOLIOS, dtype=object),
     }
-    port = port.assign_coords(coords)
-    count = count.assign_coords(coords)
+    by_sort = {**port.coords, **coords}
+    p = port.data  # (date, sort, portfolio), NumPy or Dask: the factors are cheap array maths
 
-    def legs(names: list[str]) -> xr.DataArray:
+    def legs(names: list[str]):
         """Equal-weight mean of some portfolios, every sort at once (positional: cheap)."""
-        at = [PORTFOLIOS.index(p) for p in names]
-        return port.isel(portfolio=at).mean("portfolio", skipna=False)
+        return p[..., [PORTFOLIOS.index(q) for q in names]].mean(axis=-1)
 
-    smb = (legs(["SL", "SM", "SH"]) - legs(["BL", "BM", "BH"])).mean("sort", skipna=False)
     hml = legs(["SH", "BH"]) - legs(["SL", "BL"])  # (date, sort)
-    high_minus_low = {s: hml.isel(sort=i) for i, s in enumerate(SORTS)}
+
+    def factor(data, long_name: str) -> xr.DataArray:
+        return xr.DataArray(
+            data,
+            dims=("date",),
+            coords=market.coords,
+            attrs={"long_name": long_name, "units": "fraction"},
+        )
+
     out = xr.Dataset(
         {
             "MKT": (market - rf).assign_attrs(
@@ -263,22 +269,30 @@ def ff5_factors(
                 + (" minus risk-free" if risk_free is not None else ""),
                 units="fraction",
             ),
-            "SMB": smb.drop_vars("sort", errors="ignore").assign_attrs(
-                long_name="small minus big: mean of the three size legs", units="fraction"
+            "SMB": factor(
+                (legs(["SL", "SM", "SH"]) - legs(["BL", "BM", "BH"])).mean(axis=-1),
+                "small minus big: mean of the three size legs",
             ),
-            "HML": high_minus_low["book_to_price"]
-            .drop_vars("sort")
-            .assign_attrs(long_name="high minus low book-to-price", units="fraction"),
-            "RMW": high_minus_low["profitability"]
-            .drop_vars("sort")
-            .assign_attrs(long_name="robust minus weak profitability", units="fraction"),
-            "CMA": (-high_minus_low["investment"])
-            .drop_vars("sort")
-            .assign_attrs(long_name="conservative minus aggressive investment", units="fraction"),
-            "portfolio_returns": port.assign_attrs(
-                long_name="value-weighted 2x3 sort portfolio returns", units="fraction"
+            "HML": factor(hml[:, SORTS.index("book_to_price")], "high minus low book-to-price"),
+            "RMW": factor(hml[:, SORTS.index("profitability")], "robust minus weak profitability"),
+            "CMA": factor(
+                -hml[:, SORTS.index("investment")], "conservative minus aggressive investment"
             ),
-            "portfolio_count": count.assign_attrs(long_name="number of assets per portfolio"),
+            "portfolio_returns": xr.DataArray(
+                p,
+                dims=port.dims,
+                coords=by_sort,
+                attrs={
+                    "long_name": "value-weighted 2x3 sort portfolio returns",
+                    "units": "fraction",
+                },
+            ),
+            "portfolio_count": xr.DataArray(
+                count.data,
+                dims=count.dims,
+                coords=by_sort,
+                attrs={"long_name": "number of assets per portfolio"},
+            ),
         },
         attrs={"rebalance": rebalance, "weight_lag": weight_lag},
     )
