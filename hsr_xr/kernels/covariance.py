@@ -504,7 +504,8 @@ def clip_psd(
         neg = (w < 0).any(axis=1)
         if not neg.any():
             continue
-        bad, A, w, U = bad[neg], A[neg], w[neg], U[neg]
+        if not neg.all():
+            bad, A, w, U = bad[neg], A[neg], w[neg], U[neg]
         # U diag(max(w, 0)) U' = A - U_ diag(w_) U_' over the (few, ascending-first)
         # negative eigenpairs
         k = int((w < 0).sum(axis=1).max())
