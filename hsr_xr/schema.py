@@ -269,7 +269,7 @@ def validate(
                     f"add it, or pass {canon}=<name> to use another variable",
                 )
             continue
-        var = ds[actual]
+        var = original = ds[actual]
         if canon in VARIABLES:
             check_dims(var, actual, VARIABLES[canon])
         if canon in POSITIVE:
@@ -289,7 +289,7 @@ def validate(
                 f"has codes outside -1..{n - 1} (the known list attrs['industry_names'])",
                 "map unknown industries to -1 or extend attrs['industry_names']",
             )
-        if var is not ds[actual]:
+        if var is not original:  # a lazy check was attached
             out = out.assign({actual: var})
     return out
 

@@ -410,22 +410,11 @@ def _not_pd(G: np.ndarray, lo: int, hi: int, leaf: int = 8) -> list[np.ndarray]:
 
 
 def _cholesky_fails(G: np.ndarray) -> np.ndarray:
-    """Indices of the matrices of ``G (n, K, K)`` (finite, K >= 1) that fail a Cholesky test.
-
-    One pass of NumPy's batched Cholesky gufunc (the one behind ``np.linalg.cholesky``),
-    which gives NaN instead of raising for a failing matrix; where that gufunc is not
-    available, batch-then-leaves retests with ``np.linalg.cholesky``.
-    """
+    """Indices of the matrices of ``G (n, K, K)`` (finite, K >= 1) that may fail a
+    Cholesky test: one batched ``np.linalg.cholesky``, then leaves of 8 retested
+    (a failing leaf is returned whole; the eigenvalue clip then finds the culprits)."""
     if G.shape[-1] == 0:
         return np.zeros(0, dtype=np.intp)
-    gufunc = getattr(getattr(np.linalg, "_umath_linalg", None), "cholesky_lo", None)
-    if gufunc is not None:
-        try:
-            with np.errstate(invalid="ignore", over="ignore", divide="ignore", under="ignore"):
-                L = gufunc(G, signature="d->d")
-            return np.flatnonzero(np.isnan(L[:, -1, -1]))
-        except (TypeError, ValueError):
-            pass
     bad = _not_pd(G, 0, len(G))
     return np.concatenate(bad) if bad else np.zeros(0, dtype=np.intp)
 
