@@ -51,7 +51,7 @@ def _model_inputs(
     factor_cov: str,
     specific_var: str,
     fill_exposures: float | None,
-) -> tuple[xr.DataArray, xr.DataArray, xr.DataArray, xr.DataArray, int]:
+) -> tuple[xr.DataArray, xr.DataArray, xr.DataArray, xr.DataArray]:
     """Validated loadings, industry codes, factor_cov (canonical order), specific_var."""
     names = {
         "loadings": loadings,
@@ -92,7 +92,7 @@ def _model_inputs(
         (D, "asset", specific_var),
     ):
         check_core_unchunked(var, dim, name)
-    return S, codes, F, D, len(inds)
+    return S, codes, F, D
 
 
 def _check_weights(weights: xr.DataArray, name: str, ref: xr.DataArray) -> xr.DataArray:
@@ -160,14 +160,10 @@ def variance_explained(
     merge : bool
         Return ``ds`` with the three variables added.
     """
-    S, codes, F, D, _ = _model_inputs(
-        ds,
-        loadings=loadings,
-        industry=industry,
-        factor_cov=factor_cov,
-        specific_var=specific_var,
-        fill_exposures=fill_exposures,
-    )
+    S, codes, F, D = _model_inputs(
+        ds, loadings=loadings, industry=industry, factor_cov=factor_cov,
+        specific_var=specific_var, fill_exposures=fill_exposures,
+    )  # fmt: skip
     S, codes, F, D = (_select(x, date) for x in (S, codes, F, D))
     fvar = xr.apply_ufunc(
         K.asset_factor_variance,
@@ -235,14 +231,10 @@ def portfolio_risk(
         portfolio's factor return); ``contribution`` (``x_k σ_k ρ_k``,
         summing over factors to ``factor_risk``).
     """
-    S, codes, F, D, _ = _model_inputs(
-        ds,
-        loadings=loadings,
-        industry=industry,
-        factor_cov=factor_cov,
-        specific_var=specific_var,
-        fill_exposures=fill_exposures,
-    )
+    S, codes, F, D = _model_inputs(
+        ds, loadings=loadings, industry=industry, factor_cov=factor_cov,
+        specific_var=specific_var, fill_exposures=fill_exposures,
+    )  # fmt: skip
     w = _check_weights(weights, "weights", S)
     if benchmark is not None:
         b = _check_weights(benchmark, "benchmark", S)
@@ -424,14 +416,10 @@ def forecast_vol(
     stamped *t* (known before *t*'s return), ``factor_cov``/``specific_var``
     stamped *t−1*. NaN on the first date. Dims ([portfolio], date).
     """
-    S, codes, F, D, _ = _model_inputs(
-        ds,
-        loadings=loadings,
-        industry=industry,
-        factor_cov=factor_cov,
-        specific_var=specific_var,
-        fill_exposures=fill_exposures,
-    )
+    S, codes, F, D = _model_inputs(
+        ds, loadings=loadings, industry=industry, factor_cov=factor_cov,
+        specific_var=specific_var, fill_exposures=fill_exposures,
+    )  # fmt: skip
     w = _check_weights(weights, "weights", S)
     risk = _risk(w, S, codes, F.shift(date=1), D.shift(date=1))
     return risk["total_risk"].rename("forecast_vol")
