@@ -137,6 +137,19 @@ def test_select_many_levels_any_order_and_batch_shapes():
     )
 
 
+def test_select_in_row_blocks_equals_one_block(monkeypatch):
+    """Row blocks (each padded for its own counts) give the whole-batch values."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_t(3, size=(37, 120))
+    x[rng.random(x.shape) < rng.random((37, 1))] = np.nan  # counts from ~120 down to 0
+    x[4] = np.nan
+    qs = [0.7, 0.3, 0.995]
+    whole = Q.select_quantiles(x, counts(x), qs)
+    monkeypatch.setattr(Q, "SELECT_BLOCK_CELLS", 5 * 120)  # blocks of 5 rows, the last of 2
+    np.testing.assert_array_equal(Q.select_quantiles(x, counts(x), qs), whole)
+    np.testing.assert_array_equal(whole, nanquantile(x, qs))
+
+
 def test_callers_use_the_shared_kernels():
     assert standardize.row_quantiles is Q.row_quantiles
     assert specific.row_quantile is Q.band_quantile

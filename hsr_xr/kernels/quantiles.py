@@ -27,6 +27,8 @@ from collections.abc import Sequence
 import numpy as np
 
 FORMULAS = ("numpy", "pandas")
+#: Row-block size of :func:`select_quantiles`, in cells (768 rows of 1,000 values).
+SELECT_BLOCK_CELLS = 768_000
 
 
 def quantile_ranks(n: np.ndarray, qs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -160,10 +162,30 @@ def select_quantiles(
     probs = np.asarray(probs, dtype=float)
     order = np.argsort(probs, kind="stable")
     prev, nxt, gamma = quantile_ranks(n, probs)
-    live = n > 0
     v_lo = np.empty((values.shape[0], len(probs)))
     v_hi = np.empty_like(v_lo)
-    cur, done = values, np.zeros(len(n), dtype=np.intp)  # cur's valid ranks start at done
+    # blocks of rows: the padded buffers stay cache-sized and are recycled by the
+    # allocator instead of page-faulting a fresh copy of the whole input (~1.5x faster)
+    step = max(1, SELECT_BLOCK_CELLS // max(values.shape[-1], 1))
+    for a in range(0, len(n), step):
+        rows = slice(a, a + step)
+        _select_rows(values[rows], n[rows], prev[rows], nxt[rows], order, v_lo[rows], v_hi[rows])
+    return interpolate(v_lo, v_hi, gamma, n, formula)
+
+
+def _select_rows(
+    cur: np.ndarray,
+    n: np.ndarray,
+    prev: np.ndarray,
+    nxt: np.ndarray,
+    order: np.ndarray,
+    v_lo: np.ndarray,
+    v_hi: np.ndarray,
+) -> None:
+    """The order statistics of :func:`select_quantiles` for a block of rows, into
+    ``v_lo`` / ``v_hi`` (R, Q)."""
+    live = n > 0
+    done = np.zeros(len(n), dtype=np.intp)  # cur's valid ranks start at done
     for j in order:  # loop over the few levels only
         lo = np.maximum(prev[:, j], done)  # levels in increasing order
         rank = np.where(live, lo - done, 0)
@@ -181,7 +203,6 @@ def select_quantiles(
         else:
             v_hi[:, j] = buf[:, kth]
         cur, done = buf[:, kth:], lo
-    return interpolate(v_lo, v_hi, gamma, n, formula)
 
 
 def band_quantile(
