@@ -328,6 +328,33 @@ def test_singular_date_is_isolated_inside_a_block():
     np.testing.assert_allclose(res.factor_returns[:6], alone.factor_returns, rtol=1e-13)
 
 
+@pytest.mark.parametrize("dated_codes", [False, True])
+def test_date_blocks_do_not_change_results(dated_codes):
+    """regress works in blocks of dates; any block size gives the one-block results."""
+    rng = np.random.default_rng(9)
+    t, n = 11, 150
+    x = rng.standard_normal((t, n, 3))
+    x[rng.random(x.shape) < 0.05] = np.nan
+    x[4, :, 2] = 1.0  # a constant style on one date
+    r = rng.standard_normal((t, n)) * 0.01
+    r[rng.random(r.shape) < 0.05] = np.nan
+    cap = np.exp(rng.normal(8, 1, (t, n)))
+    codes = rng.integers(-1, 4, (t, n) if dated_codes else (1, n))
+    universe = rng.random((t, n)) < 0.9
+    spec = rng.uniform(1e-4, 4e-4, (t, n))
+    kw = dict(n_industries=4, std_errors="robust")
+    whole = regress(r, cap, codes, x, universe, spec, block=t, **kw)
+    assert whole.status[4] == STATUS_CONSTANT_STYLE
+    for block in (1, 3, 4):
+        got = regress(r, cap, codes, x, universe, spec, block=block, **kw)
+        for name, a, b in zip(whole._fields, whole, got, strict=True):
+            # a one-date block of dated codes takes the shared-codes path (other
+            # summation order): equal to rounding
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14, err_msg=f"{name} {block}")
+            if a.dtype.kind in "iu":
+                np.testing.assert_array_equal(a, b)
+
+
 def _raise(*args, **kwargs):
     raise AssertionError("the graph was computed while it was being built")
 
