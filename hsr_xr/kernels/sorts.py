@@ -187,18 +187,14 @@ def double_sort(
     groups = [list(range(g, min(g + per_key, K))) for g in range(0, K, per_key)]
     # w*r, w, count per (date, sort, digit), reduced block by block from the
     # per-combination bins (no (combination, date) array: big fresh arrays page-fault):
-    # picks[g][e, d] are the bins (1 + combination) whose e-th digit is d
+    # bins 1.. of a group, reshaped to one axis per digit (the e-th sort's digit is the
+    # e-th lowest place, i.e. axis -1 - e), give a sort's digit sums by summing the
+    # other digit axes (a fixed order: results do not depend on the block size)
     digit_sums = np.empty((3, T, K, D))
     binned_b = np.empty((3, block, D ** max(len(g) for g in groups) + 1))
-    combos = [np.arange(D ** len(g)) for g in groups]
-    picks = [
-        np.stack(
-            [
-                1 + c.reshape(D ** (len(g) - 1 - e), D, D**e).transpose(1, 0, 2).reshape(D, -1)
-                for e in range(len(g))
-            ]
-        )
-        for g, c in zip(groups, combos, strict=True)
+    others = [
+        [tuple(2 + a for a in range(len(g)) if a != len(g) - 1 - e) for e in range(len(g))]
+        for g in groups
     ]
     char_qs = np.asarray(char_probs, dtype=float)
     row_start = (np.arange(block * K) * N).reshape(block, K, 1)  # flat offset of each row
@@ -238,7 +234,7 @@ def double_sort(
         np.logical_and(oks, breakpoint_mask[i:j], out=t)
         np.logical_not(t, out=t)
         f.fill(-0.0)
-        f[t] = np.nan
+        np.copyto(f, np.nan, where=t)
         # size: one quantile level by default, so partial selection beats a sort
         n_size = N - t.view(np.uint8).sum(axis=-1, dtype=count_dtype).astype(np.int64)
         size_bp = select_quantiles(np.add(sz, f, out=size_b[:b]), n_size, size_probs, FORMULA)
@@ -270,7 +266,7 @@ def double_sort(
         char_bad = np.isnan(char_bp).any(axis=-1)  # (b, K)
         any_bad = char_bad.any(axis=0).tolist()
         key = key_b[:b]
-        for sorts, pick in zip(groups, picks, strict=True):
+        for sorts, axes in zip(groups, others, strict=True):
             combo, digit = combo_b[:b], digit_b[:b]
             # the e-th sort of a key is its e-th lowest base-D place (Horner, top first)
             for e, k in reversed(list(enumerate(sorts))):
@@ -301,7 +297,10 @@ def double_sort(
             for q, weight in enumerate((wr.reshape(-1), w.reshape(-1), None)):
                 binned[q] = np.bincount(flat, weight, b * (M + 1)).reshape(b, M + 1)
             # a sort's digit sums: add the combinations over the other sorts' digits
-            digit_sums[:, i:j, sorts[0] : sorts[-1] + 1] = binned[:, :, pick].sum(axis=-1)
+            # bin 0 (assets not held, w*r possibly NaN) stays out
+            per_digit = binned[..., 1:].reshape(3, b, *(D,) * len(sorts))
+            for e, k in enumerate(sorts):
+                digit_sums[:, i:j, k] = per_digit.sum(axis=axes[e]) if axes[e] else per_digit
     port_sums = digit_sums[..., 1:]  # (3, T, K, S * C): digit 0 is in no bucket
     count = np.rint(port_sums[2]).astype(np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):
