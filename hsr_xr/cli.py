@@ -107,8 +107,8 @@ def cmd_run(args) -> int:
 def cmd_ff5(args) -> int:
     ds = open_store(args.store)[list(pipeline.FF5_INPUTS)]
     panel = ds if args.freq == "D" else resample(ds, args.freq)
-    ff = ff5_factors(panel).compute()
-    group = f"ff5_{args.freq}"
+    ff = ff5_factors(panel, design=args.design).compute()
+    group = f"ff5_{args.freq}" + ("" if args.design == "2x3" else f"_{args.design}")
     to_store(ff, args.store, group=group, mode="w")
     print(ff[pipeline.FF5_COLUMNS].to_dataframe().to_string(max_rows=args.rows))
     print(pipeline.ff5_summary({args.freq: ff}).to_string())
@@ -158,6 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("ff5", help="Fama-French five factors from a store")
     f.add_argument("store", help="store with returns, market_cap and FF5 characteristics")
     f.add_argument("--freq", choices=["D", "W", "M"], default="D", help="frequency")
+    f.add_argument(
+        "--design",
+        choices=["2x3", "2x2", "2x2x2x2"],
+        default="2x3",
+        help="sort design (default 2x3; others go to group ff5_<freq>_<design>)",
+    )
     f.add_argument("--rows", type=int, default=20, help="rows to print (default 20)")
     f.set_defaults(func=cmd_ff5)
 

@@ -1,4 +1,4 @@
-"""Fama-French five factors from independent 2x3 sorts (DESIGN.md §1, §5, §6).
+"""Fama-French five factors from 2x3, 2x2 or 2x2x2x2 sorts (DESIGN.md §1, §5, §6).
 
 :func:`ff5_factors` works on a panel at any frequency (daily, or the output of
 :func:`hsr_xr.resample`). The sorts run per date, vectorized over dates, in the
@@ -20,6 +20,16 @@ from .schema import check_aligned, check_core_unchunked, validate
 SORTS: tuple[str, ...] = ("book_to_price", "profitability", "investment")
 PORTFOLIOS: tuple[str, ...] = ("SL", "SM", "SH", "BL", "BM", "BH")
 FACTORS: tuple[str, ...] = ("MKT", "SMB", "HML", "RMW", "CMA")
+#: Sort designs: characteristic breakpoint quantiles, and whether the sort is joint.
+DESIGNS: dict[str, tuple[tuple[float, ...], bool]] = {
+    "2x3": ((0.3, 0.7), False),
+    "2x2": ((0.5,), False),
+    "2x2x2x2": ((0.5,), True),
+}
+#: Low/high letters per characteristic in 2x2x2x2 portfolio names (e.g. "SLWC").
+JOINT_LETTERS: tuple[tuple[str, str], ...] = (("L", "H"), ("W", "R"), ("C", "A"))
+#: 2x2x2x2 factors: (long, short) letter at each position of the portfolio name.
+JOINT_ORDER: tuple[tuple[str, str], ...] = (("S", "B"), ("H", "L"), ("R", "W"), ("C", "A"))
 FORMATION_MONTH = 7  # annual rebalance: formed at the end of June, held July-June
 
 
@@ -108,11 +118,41 @@ def _at_formation(var: xr.DataArray, idx: np.ndarray, fill) -> xr.DataArray:
     return gathered.where(keep, fill)
 
 
-def _sort_block(ret, w, size, bp, prof, inv, held, sortable, bp_mask):
+def portfolio_names(design: str) -> tuple[str, ...]:
+    """Portfolio labels of a sort design, in the kernel's portfolio order.
+
+    "2x3": SL SM SH BL BM BH; "2x2": SL SH BL BH (size S/B, then the
+    characteristic's Low/Mid/High group); "2x2x2x2": size, then book-to-price
+    L/H, profitability W/R (weak/robust), investment C/A (conservative/aggressive),
+    e.g. "SLWC".
+    """
+    if design == "2x3":
+        return PORTFOLIOS
+    if design == "2x2":
+        return ("SL", "SH", "BL", "BH")
+    groups = np.indices((2,) * 4).reshape(4, -1).T
+    letters = (("S", "B"), *JOINT_LETTERS)
+    return tuple("".join(letters[k][g] for k, g in enumerate(row)) for row in groups)
+
+
+def _sort_block(ret, w, size, bp, prof, inv, held, sortable, bp_mask, *, char_probs, joint):
     shape = np.broadcast_shapes(ret.shape, w.shape, size.shape)
     b = [np.broadcast_to(a, shape) for a in (ret, w, size, held, sortable, bp_mask)]
     chars = [np.broadcast_to(c, shape) for c in (bp, prof, inv)]  # no stacked copy
-    return double_sort(b[0], b[1], b[2], chars, held=b[3], sortable=b[4], breakpoint_mask=b[5])
+    port, count, market = double_sort(
+        b[0],
+        b[1],
+        b[2],
+        chars,
+        held=b[3],
+        sortable=b[4],
+        breakpoint_mask=b[5],
+        char_probs=char_probs,
+        joint=joint,
+    )
+    if joint:  # one joint sort: (date, portfolio)
+        return port[:, 0], count[:, 0], market
+    return port, count, market
 
 
 def ff5_factors(
@@ -120,6 +160,7 @@ def ff5_factors(
     *,
     rebalance: Literal["period", "annual"] = "period",
     weight_lag: int = 1,
+    design: Literal["2x3", "2x2", "2x2x2x2"] = "2x3",
     breakpoint_universe: str | xr.DataArray | None = None,
     universe: str | xr.DataArray | None = None,
     risk_free: str | xr.DataArray | float | None = None,
@@ -130,22 +171,30 @@ def ff5_factors(
     investment: str = "investment",
     merge: bool = False,
 ) -> xr.Dataset:
-    """Fama-French five factors and the 18 sort portfolios.
+    """Fama-French five factors and their sort portfolios.
 
-    Independent 2x3 sorts: size at the median of the breakpoint universe, and each
-    characteristic (``book_to_price``, ``profitability``, ``investment``) at its
-    30th/70th percentiles over the breakpoint universe. Buckets are right-closed
-    (``x <= q30`` low, ``x > q70`` high, ``cap <= median`` small). An asset
-    missing a characteristic leaves that sort only; an asset without a cap, a
-    return or outside ``universe`` leaves every sort and MKT. Portfolio returns
-    are value-weighted by the cap.
+    Default (``design="2x3"``), independent 2x3 sorts: size at the median of the
+    breakpoint universe, and each characteristic (``book_to_price``,
+    ``profitability``, ``investment``) at its 30th/70th percentiles over the
+    breakpoint universe. Buckets are right-closed (``x <= q30`` low, ``x > q70``
+    high, ``cap <= median`` small). An asset missing a characteristic leaves
+    that sort only; an asset without a cap, a return or outside ``universe``
+    leaves every sort and MKT. Portfolio returns are value-weighted by the cap.
 
     Factors (DESIGN.md §6): MKT = cap-weighted return of all held assets (minus
-    ``risk_free``); SMB = mean over the three sorts of (mean of the 3 small legs
-    - mean of the 3 big legs); HML = ½(SH+BH) − ½(SL+BL) on book_to_price;
-    RMW = ½(SH+BH) − ½(SL+BL) on profitability (robust minus weak);
-    CMA = ½(SL+BL) − ½(SH+BH) on investment (long conservative = low investment).
-    A factor is NaN when one of its buckets is empty.
+    ``risk_free``); SMB = mean over the three sorts of (mean of the small legs
+    - mean of the big legs); HML = mean(SH, BH) − mean(SL, BL) on book_to_price;
+    RMW = the same on profitability (robust minus weak); CMA = mean(SL, BL) −
+    mean(SH, BH) on investment (long conservative = low investment). A factor is
+    NaN when one of its buckets is empty.
+
+    ``design="2x2"``: the same with every characteristic split at its median
+    (portfolios SL, SH, BL, BH). ``design="2x2x2x2"`` (Fama-French 2015): one
+    joint sort on size and the three characteristics, each at its median, into
+    16 portfolios (an asset needs all three characteristics); SMB is the mean of
+    the 8 small minus the mean of the 8 big portfolios, HML / RMW / CMA the mean
+    of the 8 high book-to-price / robust / conservative minus the mean of the
+    other 8.
 
     Parameters
     ----------
@@ -164,6 +213,8 @@ def ff5_factors(
         1 (default): sort on and weight by ``market_cap`` exactly as stamped, i.e.
         the cap known before the return. 0 (seed compat, looks ahead): use the cap
         after the return, i.e. the next date's ``market_cap`` (the last date is NaN).
+    design : {"2x3", "2x2", "2x2x2x2"}
+        Sort design (see above).
     breakpoint_universe : str or DataArray of bool (date, asset) or (asset,), optional
         Assets that set the breakpoints (e.g. NYSE). Default: every sortable asset.
     universe : str or DataArray of bool, optional
@@ -182,7 +233,10 @@ def ff5_factors(
     empty bucket) and ``portfolio_count(date, sort, portfolio)`` (int64). ``sort``
     is ("book_to_price", "profitability", "investment"); ``portfolio`` is
     ("SL", "SM", "SH", "BL", "BM", "BH"): Small/Big by Low/Mid/High characteristic
-    (for investment, L = conservative, H = aggressive).
+    (for investment, L = conservative, H = aggressive); "2x2" has ("SL", "SH",
+    "BL", "BH"). "2x2x2x2" has no ``sort`` dim: ``portfolio_returns(date,
+    portfolio)`` over the 16 names of :func:`portfolio_names` (e.g. "SLWC" =
+    small, low book-to-price, weak profitability, conservative investment).
 
     Raises
     ------
@@ -192,6 +246,8 @@ def ff5_factors(
     """
     if rebalance not in ("period", "annual"):
         raise ValidationError("rebalance", f"got {rebalance!r}", "use 'period' or 'annual'")
+    if design not in DESIGNS:
+        raise ValidationError("design", f"got {design!r}", f"use one of {tuple(DESIGNS)}")
     if weight_lag not in (0, 1):
         raise ValidationError(
             "weight_lag", f"got {weight_lag!r}", "use 1 (cap before the return) or 0 (seed)"
@@ -226,6 +282,9 @@ def ff5_factors(
         sortable = _at_formation(held, idx, False)
         bp_mask = _at_formation(bp_universe, idx, False)
 
+    char_probs, joint = DESIGNS[design]
+    names = portfolio_names(design)
+    core = ["portfolio"] if joint else ["sort", "portfolio"]
     port, count, market = xr.apply_ufunc(
         _sort_block,
         ret,
@@ -236,23 +295,32 @@ def ff5_factors(
         sortable,
         bp_mask,
         input_core_dims=[["asset"]] * 9,
-        output_core_dims=[["sort", "portfolio"], ["sort", "portfolio"], []],
+        output_core_dims=[core, core, []],
+        kwargs={"char_probs": char_probs, "joint": joint},
         dask="parallelized",
         output_dtypes=[float, np.int64, float],
-        dask_gufunc_kwargs={"output_sizes": {"sort": len(SORTS), "portfolio": len(PORTFOLIOS)}},
+        dask_gufunc_kwargs={
+            "output_sizes": {"portfolio": len(names), **({} if joint else {"sort": len(SORTS)})}
+        },
     )
-    coords = {
-        "sort": np.array(SORTS, dtype=object),
-        "portfolio": np.array(PORTFOLIOS, dtype=object),
-    }
+    coords = {"portfolio": np.array(names, dtype=object)}
+    if not joint:
+        coords["sort"] = np.array(SORTS, dtype=object)
     by_sort = {**port.coords, **coords}
-    p = port.data  # (date, sort, portfolio), NumPy or Dask: the factors are cheap array maths
+    p = port.data  # (date, [sort,] portfolio), NumPy or Dask: the factors are cheap maths
 
-    def legs(names: list[str]):
-        """Equal-weight mean of some portfolios, every sort at once (positional: cheap)."""
-        return p[..., [PORTFOLIOS.index(q) for q in names]].mean(axis=-1)
+    def spread(pos: int, long: str, short: str):
+        """Mean of the portfolios with letter ``long`` at ``pos`` minus those with
+        ``short`` (every sort at once; positional indexing is cheap on Dask too)."""
+        pick = [[i for i, q in enumerate(names) if q[pos] == c] for c in (long, short)]
+        return p[..., pick[0]].mean(axis=-1) - p[..., pick[1]].mean(axis=-1)
 
-    hml = legs(["SH", "BH"]) - legs(["SL", "BL"])  # (date, sort)
+    if joint:
+        smb, hml, rmw, cma = (spread(k, *JOINT_ORDER[k]) for k in range(4))
+    else:
+        smb = spread(0, "S", "B").mean(axis=-1)  # mean over the three sorts' size legs
+        high_low = spread(-1, "H", "L")  # (date, sort), sorts in SORTS order
+        hml, rmw, cma = high_low[:, 0], high_low[:, 1], -high_low[:, 2]  # CMA: long low inv.
 
     def factor(data, long_name: str) -> xr.DataArray:
         return xr.DataArray(
@@ -269,21 +337,16 @@ def ff5_factors(
                 + (" minus risk-free" if risk_free is not None else ""),
                 units="fraction",
             ),
-            "SMB": factor(
-                (legs(["SL", "SM", "SH"]) - legs(["BL", "BM", "BH"])).mean(axis=-1),
-                "small minus big: mean of the three size legs",
-            ),
-            "HML": factor(hml[:, SORTS.index("book_to_price")], "high minus low book-to-price"),
-            "RMW": factor(hml[:, SORTS.index("profitability")], "robust minus weak profitability"),
-            "CMA": factor(
-                -hml[:, SORTS.index("investment")], "conservative minus aggressive investment"
-            ),
+            "SMB": factor(smb, "small minus big"),
+            "HML": factor(hml, "high minus low book-to-price"),
+            "RMW": factor(rmw, "robust minus weak profitability"),
+            "CMA": factor(cma, "conservative minus aggressive investment"),
             "portfolio_returns": xr.DataArray(
                 p,
                 dims=port.dims,
                 coords=by_sort,
                 attrs={
-                    "long_name": "value-weighted 2x3 sort portfolio returns",
+                    "long_name": f"value-weighted {design} sort portfolio returns",
                     "units": "fraction",
                 },
             ),
@@ -294,7 +357,7 @@ def ff5_factors(
                 attrs={"long_name": "number of assets per portfolio"},
             ),
         },
-        attrs={"rebalance": rebalance, "weight_lag": weight_lag},
+        attrs={"rebalance": rebalance, "weight_lag": weight_lag, "design": design},
     )
     if merge:
         return ds.assign(out.data_vars)

@@ -48,6 +48,9 @@ def test_simulate_info_run_ff5(tmp_path, capsys):
     assert main(["ff5", str(store), "--freq", "W"]) == 0
     weekly = hx.open_store(store, group="ff5_W")
     assert {"MKT", "SMB", "HML", "RMW", "CMA", "portfolio_count"} <= set(weekly.data_vars)
+    assert main(["ff5", str(store), "--freq", "M", "--design", "2x2x2x2"]) == 0
+    joint = hx.open_store(store, group="ff5_M_2x2x2x2")
+    assert joint.portfolio_returns.dims == ("date", "portfolio") and joint.sizes["portfolio"] == 16
     capsys.readouterr()
     assert main(["info", str(store)]) == 0
     text = capsys.readouterr().out

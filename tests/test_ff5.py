@@ -177,6 +177,129 @@ def test_weight_lag_zero_is_lag_one_on_next_cap():
     xr.testing.assert_identical(a.drop_attrs(), b.drop_attrs())
 
 
+def pandas_median_designs(df, cap, held, bp):
+    """Independent pandas groupby reference of the 2x2 and 2x2x2x2 designs.
+
+    Every breakpoint is a median over the breakpoint rows (sortable, positive cap,
+    in ``bp``, characteristic present). Returns ({sort: 2x2 returns}, {sort: 2x2
+    counts}, 2x2x2x2 returns, 2x2x2x2 counts), DataFrames by date.
+    """
+    dates = df["returns"].index
+
+    def long(frame):
+        out = frame.stack(future_stack=True)
+        out.index.names = ["date", "asset"]
+        return out
+
+    ret, w, hold, bpu = long(df["returns"]), long(cap), long(held), long(bp)
+    chars = {c: long(df[c]) for c in SORTS}
+    ok_hold = hold & ret.notna() & w.notna() & (w > 0)
+    ok_sort = hold & w.notna() & (w > 0)
+    date_of = ret.index.get_level_values("date")
+
+    def median(x, rows):
+        return x[rows.to_numpy()].groupby(level="date").quantile(0.5).reindex(dates)
+
+    med_size = median(w, ok_sort & bpu).reindex(date_of).to_numpy()
+    small = np.where(w.to_numpy() <= med_size, "S", "B").astype(object)
+    letter = {}
+    for c, (lo, hi) in zip(SORTS, [("L", "H"), ("W", "R"), ("C", "A")], strict=True):
+        x = chars[c]
+        q = median(x, ok_sort & bpu & x.notna()).reindex(date_of).to_numpy()
+        letter[c] = (np.where(x.to_numpy() <= q, lo, hi).astype(object), ~np.isnan(q) & x.notna())
+    base = ok_hold & ok_sort & ~np.isnan(med_size)
+    wr = w * ret
+
+    def buckets(name, member):
+        frame = pd.DataFrame({"wr": wr, "w": w, "port": name}, index=ret.index)[member.to_numpy()]
+        g = frame.reset_index().groupby(["date", "port"])
+        return (g.wr.sum() / g.w.sum()).unstack(), g.size().unstack()
+
+    two, two_n = {}, {}
+    for c, low in zip(SORTS, "LWC", strict=True):
+        lab, ok = letter[c]
+        lab = np.where(lab == low, "L", "H").astype(object)
+        r, n = buckets(small + lab, base & ok)
+        cols = ["SL", "SH", "BL", "BH"]
+        two[c] = r.reindex(index=dates, columns=cols)
+        two_n[c] = n.reindex(index=dates, columns=cols).fillna(0).astype(int)
+    all_ok = base.copy()
+    name = small.copy()
+    for c in SORTS:
+        all_ok &= letter[c][1]
+        name = name + letter[c][0]
+    r, n = buckets(name, all_ok)
+    cols = list(hx.ff5.portfolio_names("2x2x2x2"))
+    return (
+        two,
+        two_n,
+        r.reindex(index=dates, columns=cols),
+        n.reindex(index=dates, columns=cols).fillna(0).astype(int),
+    )
+
+
+def test_2x2_and_2x2x2x2_designs_match_pandas_reference():
+    ds = make_panel(T=40, N=150, seed=11)
+    rng = np.random.default_rng(11)
+    universe = xr.DataArray(rng.random((40, 150)) > 0.1, dims=("date", "asset"), coords=ds.coords)
+    bpu = xr.DataArray(rng.random(150) > 0.3, dims="asset", coords={"asset": ds.asset})
+    df, cap, held, bp = frames(ds, 1, universe, bpu.broadcast_like(ds.returns))
+    two, two_n, joint, joint_n = pandas_median_designs(df, cap, held, bp)
+    kw = dict(universe=universe, breakpoint_universe=bpu)
+
+    ff2 = hx.ff5_factors(ds, design="2x2", **kw)
+    assert list(ff2.portfolio.values) == ["SL", "SH", "BL", "BH"]
+    want = np.stack([two[c].to_numpy() for c in SORTS], axis=1)
+    np.testing.assert_array_equal(np.isnan(ff2.portfolio_returns.values), np.isnan(want))
+    np.testing.assert_allclose(ff2.portfolio_returns.values, want, rtol=0, atol=1e-12)
+    want_n = np.stack([two_n[c].to_numpy() for c in SORTS], axis=1)
+    np.testing.assert_array_equal(ff2.portfolio_count.values, want_n)
+    smb = np.mean(
+        [(two[c].SL + two[c].SH) / 2 - (two[c].BL + two[c].BH) / 2 for c in SORTS], axis=0
+    )
+    hl = {c: (two[c].SH + two[c].BH) / 2 - (two[c].SL + two[c].BL) / 2 for c in SORTS}
+    for f, want_f in [
+        ("SMB", smb),
+        ("HML", hl["book_to_price"]),
+        ("RMW", hl["profitability"]),
+        ("CMA", -hl["investment"]),
+    ]:
+        np.testing.assert_allclose(ff2[f].values, np.asarray(want_f), rtol=0, atol=1e-12)
+
+    ff4 = hx.ff5_factors(ds, design="2x2x2x2", **kw)
+    assert ff4.portfolio_returns.dims == ("date", "portfolio") and ff4.sizes["portfolio"] == 16
+    assert ff4.portfolio.values[0] == "SLWC" and ff4.portfolio.values[-1] == "BHRA"
+    got = ff4.portfolio_returns.values
+    np.testing.assert_array_equal(np.isnan(got), joint.isna().to_numpy())
+    np.testing.assert_allclose(got, joint.to_numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(ff4.portfolio_count.values, joint_n.to_numpy())
+    assert (ff4.portfolio_count.values > 0).mean() > 0.9  # the reference is not vacuous
+    names = list(joint.columns)
+    for f, pos, long, short in [
+        ("SMB", 0, "S", "B"),
+        ("HML", 1, "H", "L"),
+        ("RMW", 2, "R", "W"),
+        ("CMA", 3, "C", "A"),
+    ]:
+        lo = joint[[q for q in names if q[pos] == long]].mean(axis=1, skipna=False)
+        sh = joint[[q for q in names if q[pos] == short]].mean(axis=1, skipna=False)
+        np.testing.assert_allclose(ff4[f].values, (lo - sh).to_numpy(), rtol=0, atol=1e-12)
+    xr.testing.assert_allclose(ff4.MKT, hx.ff5_factors(ds, **kw).MKT, rtol=0, atol=1e-15)
+    # an asset missing one characteristic is in no 2x2x2x2 bucket, but in the 2x2 sorts
+    assert ff4.portfolio_count.sum("portfolio").max() < ff2.portfolio_count.sum("portfolio").max()
+
+    with pytest.raises(hx.ValidationError, match="design"):
+        hx.ff5_factors(ds, design="3x3")
+
+
+def test_joint_design_on_dask_equals_numpy():
+    ds = make_panel(T=50, N=80, seed=12)
+    want = hx.ff5_factors(ds, design="2x2x2x2", rebalance="annual")
+    got = hx.ff5_factors(ds.chunk(date=(9, 40, 1)), design="2x2x2x2", rebalance="annual")
+    assert isinstance(got.portfolio_returns.data, da.Array)
+    xr.testing.assert_allclose(got.compute(), want, rtol=0, atol=1e-15)
+
+
 def formation_reference(dates):
     """Per-date loop: index of the first July date of each date's holding year."""
     out = []
@@ -404,7 +527,13 @@ def test_kernel_blocks_do_not_change_results():
     chars[rng.random(chars.shape) < 0.1] = np.nan
     mask = rng.random((T, N)) > 0.1
     kw = dict(held=mask, sortable=mask, breakpoint_mask=rng.random((T, N)) > 0.3)
-    whole = double_sort(ret, cap, cap, chars, **kw, block=T)
-    for block in (1, 5, 22):
-        for a, b in zip(whole, double_sort(ret, cap, cap, chars, **kw, block=block), strict=True):
-            np.testing.assert_array_equal(a, b)
+    for design in ({}, {"char_probs": (0.5,), "joint": True}):
+        whole = double_sort(ret, cap, cap, chars, **kw, **design, block=T)
+        for block in (1, 5, 22):
+            got = double_sort(ret, cap, cap, chars, **kw, **design, block=block)
+            for a, b in zip(whole, got, strict=True):
+                np.testing.assert_array_equal(a, b)
+    # a joint sort needs its bucket combinations to fit one scatter-add key
+    five = rng.normal(size=(T, 5, N))
+    with pytest.raises(ValueError, match="joint sort of 5"):
+        double_sort(ret, cap, cap, five, **kw, joint=True)

@@ -122,6 +122,7 @@ def double_sort(
     breakpoint_mask: np.ndarray,
     size_probs: Sequence[float] = (0.5,),
     char_probs: Sequence[float] = (0.3, 0.7),
+    joint: bool = False,
     block: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Independent size x characteristic sorts and value-weighted bucket returns.
@@ -144,6 +145,11 @@ def double_sort(
         Assets whose values set the breakpoints (within ``sortable``).
     size_probs, char_probs : sequence of float
         Breakpoint quantiles: 2 size groups and 3 characteristic groups by default.
+    joint : bool
+        Instead of one size x characteristic sort per characteristic, one joint
+        size x characteristic_1 x ... x characteristic_K sort (e.g. Fama-French's
+        2x2x2x2): an asset needs every characteristic to be in a bucket. Needs
+        ``(S * C + 1) ** K <= COMBOS``.
     block : int, optional
         Dates processed per vectorized step (default: about 60,000 date-asset cells).
         Blocks keep the temporaries in small reused buffers (fast, and memory
@@ -151,10 +157,12 @@ def double_sort(
 
     Returns
     -------
-    port_returns : ndarray, shape (T, K, S * C)
+    port_returns : ndarray, shape (T, K, S * C), or (T, 1, S * C**K) if ``joint``
         Value-weighted return per (sort, portfolio), portfolio index
-        ``size_group * C + char_group``; NaN where the bucket is empty.
-    port_count : ndarray of int64, shape (T, K, S * C)
+        ``size_group * C + char_group``; joint: the C-order index of
+        ``(size_group, char_group_1, ..., char_group_K)``. NaN where the bucket
+        is empty.
+    port_count : ndarray of int64, same shape
         Number of assets in each bucket.
     market : ndarray, shape (T,)
         Value-weighted return of all held assets with a return and a weight.
@@ -169,7 +177,8 @@ def double_sort(
     and three ``np.bincount`` scatter-adds (w*r, w, 1) over those keys replace
     any per-bucket pass. Assets that are not held go to a bin of their own that is
     dropped, so NaN products w*r never reach a sum. Bucket sums add the
-    combinations over the other sorts' digits; MKT adds all combinations.
+    combinations over the other sorts' digits (joint buckets are single
+    combinations); MKT adds all combinations.
     """
     if isinstance(characteristics, np.ndarray):
         chars = [characteristics[:, k, :] for k in range(characteristics.shape[1])]
@@ -184,13 +193,20 @@ def double_sort(
     # digits of up to `per_key` sorts form one bincount key (at most COMBOS combos)
     D = S * C + 1
     per_key = max(1, int(np.log(COMBOS) / np.log(D)))
+    if joint and D**K > COMBOS:
+        raise ValueError(f"a joint sort of {K} characteristics needs {D}**{K} <= {COMBOS} bins")
+    per_key = K if joint else per_key
     groups = [list(range(g, min(g + per_key, K))) for g in range(0, K, per_key)]
     # w*r, w, count per (date, sort, digit), reduced block by block from the
     # per-combination bins (no (combination, date) array: big fresh arrays page-fault):
     # bins 1.. of a group, reshaped to one axis per digit (the e-th sort's digit is the
     # e-th lowest place, i.e. axis -1 - e), give a sort's digit sums by summing the
     # other digit axes (a fixed order: results do not depend on the block size)
-    digit_sums = np.empty((3, T, K, D))
+    digit_sums = np.empty((3, T, 1, S * C**K) if joint else (3, T, K, D))
+    mkt_sums = np.empty((2, T))  # w*r and w over every held asset
+    # joint bucket (s, c_1..c_K) = bin 1 + sum_e (1 + s C + c_e) D**e
+    grid = np.indices((S,) + (C,) * K).reshape(K + 1, -1)
+    joint_bins = 1 + sum((1 + grid[0] * C + grid[1 + e]) * D**e for e in range(K))
     binned_b = np.empty((3, block, D ** max(len(g) for g in groups) + 1))
     others = [
         [tuple(2 + a for a in range(len(g)) if a != len(g) - 1 - e) for e in range(len(g))]
@@ -296,16 +312,19 @@ def double_sort(
             binned = binned_b[:, :b, : M + 1]
             for q, weight in enumerate((wr.reshape(-1), w.reshape(-1), None)):
                 binned[q] = np.bincount(flat, weight, b * (M + 1)).reshape(b, M + 1)
+            # bin 0 (assets not held, w*r possibly NaN) stays out of every sum
+            if sorts[0] == 0:  # every held asset is in one bin of each group
+                mkt_sums[:, i:j] = binned[:2, :, 1:].sum(axis=-1)
+            if joint:
+                digit_sums[:, i:j, 0] = binned[:, :, joint_bins]
+                continue
             # a sort's digit sums: add the combinations over the other sorts' digits
-            # bin 0 (assets not held, w*r possibly NaN) stays out
             per_digit = binned[..., 1:].reshape(3, b, *(D,) * len(sorts))
             for e, k in enumerate(sorts):
                 digit_sums[:, i:j, k] = per_digit.sum(axis=axes[e]) if axes[e] else per_digit
-    port_sums = digit_sums[..., 1:]  # (3, T, K, S * C): digit 0 is in no bucket
+    port_sums = digit_sums if joint else digit_sums[..., 1:]  # digit 0: in no bucket
     count = np.rint(port_sums[2]).astype(np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):
         port = np.where(count > 0, port_sums[0] / port_sums[1], np.nan)
-        # every held asset has one digit (0 included) in each sort: MKT adds sort 0's
-        w_sum = digit_sums[1, :, 0].sum(axis=-1)
-        market = np.where(w_sum > 0, digit_sums[0, :, 0].sum(axis=-1) / w_sum, np.nan)
+        market = np.where(mkt_sums[1] > 0, mkt_sums[0] / mkt_sums[1], np.nan)
     return port, count, market
