@@ -316,7 +316,8 @@ def _regress_block(
     missing = np.isnan(xf)
     # fill_exposures fills *some* missing styles; an asset with no loading at all has
     # no exposures and stays out of the fit (its specific return is NaN)
-    has_x = ~missing.all(axis=-1) if fill_exposures is not None else ~missing.any(axis=-1)
+    n_missing = np.einsum("tns->tn", missing.view(np.uint8), dtype=np.intp)  # fast count
+    has_x = n_missing < s if fill_exposures is not None else n_missing == 0
     np.copyto(xf, 0.0 if fill_exposures is None else float(fill_exposures), where=missing)
     del missing
     has_exposure = has_x & (codes >= 0)
@@ -336,24 +337,26 @@ def _regress_block(
     y = np.where(fit, r_fit, 0.0)
     w = regression_weights(cap, fit, weights, specific_var)
 
-    # industry sums of [count, cap, w*y, w, w*x_1..w*x_S]; then [w*y, w, w*x] . x
-    stacked = np.empty((t, n, 4 + s))
-    stacked[..., 0] = fit
-    stacked[..., 1] = np.where(fit, cap, 0.0)
-    np.multiply(w, y, out=stacked[..., 2])
-    stacked[..., 3] = w
-    np.multiply(xf, w[..., None], out=stacked[..., 4:])
-    seg = _industry_sums(stacked, plan, codes, j)  # (T, 4 + S, J)
+    # industry sums of [count, cap, w*y, w] and of w*x_1..w*x_S (contiguous arrays);
+    # then (w*y) . x and (w*x) . x by batched matrix products
+    per_asset = np.empty((t, n, 4))
+    per_asset[..., 0] = fit
+    per_asset[..., 1] = np.where(fit, cap, 0.0)
+    np.multiply(w, y, out=per_asset[..., 2])
+    per_asset[..., 3] = w
+    wx = np.multiply(xf, w[..., None])  # (T, N, S)
+    seg = _industry_sums(per_asset, plan, codes, j)  # (T, 4, J)
     count, capsum, seg_wy = seg[:, 0], seg[:, 1], seg[:, 2]
-    q = seg[:, 3:]  # (T, 1 + S, J): [country, styles] x industries block of X'WX
+    # (T, 1 + S, J): [country, styles] x industries block of X'WX
+    q = np.concatenate([seg[:, 3:], _industry_sums(wx, plan, codes, j)], axis=1)
     d = q[:, 0]  # industry diagonal: sum of weights per industry
-    cross = np.swapaxes(stacked[..., 2:], 1, 2) @ xf  # (T, 2 + S, S): w*y, w, w*x_s dot x
-    del stacked
     tot = q.sum(axis=-1)  # (T, 1 + S): sum w, sum w x (every fit asset has an industry)
     p_mat = np.empty((t, 1 + s, 1 + s))
     p_mat[:, 0], p_mat[:, :, 0] = tot, tot
-    p_mat[:, 1:, 1:] = cross[:, 2:]
-    b_g = np.concatenate([seg_wy.sum(axis=-1)[:, None], cross[:, 0]], axis=-1)
+    np.matmul(np.swapaxes(wx, 1, 2), xf, out=p_mat[:, 1:, 1:])  # sum_n w x x'
+    del wx
+    wy_x = (np.ascontiguousarray(per_asset[..., 2])[:, None, :] @ xf)[:, 0]  # (T, S)
+    b_g = np.concatenate([seg_wy.sum(axis=-1)[:, None], wy_x], axis=-1)
 
     # degenerate dates
     n_fit = fit.sum(axis=-1)
