@@ -126,6 +126,8 @@ def portfolio_names(design: str) -> tuple[str, ...]:
     L/H, profitability W/R (weak/robust), investment C/A (conservative/aggressive),
     e.g. "SLWC".
     """
+    if design not in DESIGNS:
+        raise ValidationError("design", f"got {design!r}", f"use one of {tuple(DESIGNS)}")
     if design == "2x3":
         return PORTFOLIOS
     if design == "2x2":
@@ -246,8 +248,15 @@ def ff5_factors(
     """
     if rebalance not in ("period", "annual"):
         raise ValidationError("rebalance", f"got {rebalance!r}", "use 'period' or 'annual'")
-    if design not in DESIGNS:
-        raise ValidationError("design", f"got {design!r}", f"use one of {tuple(DESIGNS)}")
+    port_names = portfolio_names(design)  # validates design
+    if merge and "portfolio" in ds.indexes and list(ds.indexes["portfolio"]) != list(port_names):
+        raise ValidationError(
+            "portfolio",
+            f"ds already holds portfolios {list(ds.indexes['portfolio'])}, not those of "
+            f"design {design!r}",
+            "drop portfolio_returns, portfolio_count and the portfolio coordinate first, "
+            "or use merge=False",
+        )
     if weight_lag not in (0, 1):
         raise ValidationError(
             "weight_lag", f"got {weight_lag!r}", "use 1 (cap before the return) or 0 (seed)"
@@ -283,7 +292,6 @@ def ff5_factors(
         bp_mask = _at_formation(bp_universe, idx, False)
 
     char_probs, joint = DESIGNS[design]
-    names = portfolio_names(design)
     core = ["portfolio"] if joint else ["sort", "portfolio"]
     port, count, market = xr.apply_ufunc(
         _sort_block,
@@ -300,10 +308,13 @@ def ff5_factors(
         dask="parallelized",
         output_dtypes=[float, np.int64, float],
         dask_gufunc_kwargs={
-            "output_sizes": {"portfolio": len(names), **({} if joint else {"sort": len(SORTS)})}
+            "output_sizes": {
+                "portfolio": len(port_names),
+                **({} if joint else {"sort": len(SORTS)}),
+            }
         },
     )
-    coords = {"portfolio": np.array(names, dtype=object)}
+    coords = {"portfolio": np.array(port_names, dtype=object)}
     if not joint:
         coords["sort"] = np.array(SORTS, dtype=object)
     by_sort = {**port.coords, **coords}
@@ -312,7 +323,7 @@ def ff5_factors(
     def spread(pos: int, long: str, short: str):
         """Mean of the portfolios with letter ``long`` at ``pos`` minus those with
         ``short`` (every sort at once; positional indexing is cheap on Dask too)."""
-        pick = [[i for i, q in enumerate(names) if q[pos] == c] for c in (long, short)]
+        pick = [[i for i, q in enumerate(port_names) if q[pos] == c] for c in (long, short)]
         return p[..., pick[0]].mean(axis=-1) - p[..., pick[1]].mean(axis=-1)
 
     if joint:

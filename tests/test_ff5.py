@@ -290,6 +290,13 @@ def test_2x2_and_2x2x2x2_designs_match_pandas_reference():
 
     with pytest.raises(hx.ValidationError, match="design"):
         hx.ff5_factors(ds, design="3x3")
+    # merging a design into a Dataset that holds another design's portfolios is refused
+    merged = hx.ff5_factors(ds, merge=True)
+    for other in ("2x2", "2x2x2x2"):
+        with pytest.raises(hx.ValidationError, match="portfolio"):
+            hx.ff5_factors(merged, design=other, merge=True)
+    again = hx.ff5_factors(merged, merge=True)  # the same design replaces its outputs
+    xr.testing.assert_identical(again.portfolio_returns, merged.portfolio_returns)
 
 
 def test_joint_design_on_dask_equals_numpy():

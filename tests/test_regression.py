@@ -355,6 +355,32 @@ def test_date_blocks_do_not_change_results(dated_codes):
                 np.testing.assert_array_equal(a, b)
 
 
+def test_kernel_broadcast_inputs_and_no_dates():
+    """Inputs that broadcast to (T, N) give the broadcast results at any block size;
+    no dates give empty outputs."""
+    rng = np.random.default_rng(10)
+    t, n, j = 4, 60, 3
+    r = rng.standard_normal((t, n)) * 0.01
+    cap = np.exp(rng.normal(8, 1, n))
+    codes = rng.integers(0, j, n)
+    x = rng.standard_normal((t, n, 2))
+    universe = rng.random(n) < 0.7
+    full = [np.broadcast_to(a, (t, n)) for a in (cap, codes, universe)]
+    want = regress(r, full[0], full[1], x, full[2], n_industries=j)
+    assert (want.n_assets < n).all()
+    for block in (None, 1, 2):
+        got = regress(r, cap, codes, x, universe, n_industries=j, block=block)
+        for name, a, b in zip(want._fields, want, got, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15, err_msg=f"{name} {block}")
+    scalar = regress(r, 1.0, codes[None], x, n_industries=j, block=1)
+    np.testing.assert_allclose(
+        scalar.factor_returns, regress(r, np.ones((t, n)), codes, x, n_industries=j).factor_returns
+    )
+    empty = regress(r[:0], cap[None], codes[None], x[:0], n_industries=j)
+    assert empty.factor_returns.shape == (0, 1 + 2 + j)
+    assert empty.specific_returns.shape == (0, n) and empty.status.shape == (0,)
+
+
 def _raise(*args, **kwargs):
     raise AssertionError("the graph was computed while it was being built")
 
