@@ -26,10 +26,9 @@ DESIGNS: dict[str, tuple[tuple[float, ...], bool]] = {
     "2x2": ((0.5,), False),
     "2x2x2x2": ((0.5,), True),
 }
-#: Low/high letters per characteristic in 2x2x2x2 portfolio names (e.g. "SLWC").
-JOINT_LETTERS: tuple[tuple[str, str], ...] = (("L", "H"), ("W", "R"), ("C", "A"))
-#: 2x2x2x2 factors: (long, short) letter at each position of the portfolio name.
-JOINT_ORDER: tuple[tuple[str, str], ...] = (("S", "B"), ("H", "L"), ("R", "W"), ("C", "A"))
+#: 2x2x2x2 portfolio names (e.g. "SLWC"): the (low, high) group letter of size and of
+#: each characteristic in SORTS order.
+JOINT_LETTERS: tuple[tuple[str, str], ...] = (("S", "B"), ("L", "H"), ("W", "R"), ("C", "A"))
 FORMATION_MONTH = 7  # annual rebalance: formed at the end of June, held July-June
 
 
@@ -133,8 +132,7 @@ def portfolio_names(design: str) -> tuple[str, ...]:
     if design == "2x2":
         return ("SL", "SH", "BL", "BH")
     groups = np.indices((2,) * 4).reshape(4, -1).T
-    letters = (("S", "B"), *JOINT_LETTERS)
-    return tuple("".join(letters[k][g] for k, g in enumerate(row)) for row in groups)
+    return tuple("".join(JOINT_LETTERS[k][g] for k, g in enumerate(row)) for row in groups)
 
 
 def _sort_block(ret, w, size, bp, prof, inv, held, sortable, bp_mask, *, char_probs, joint):
@@ -327,7 +325,8 @@ def ff5_factors(
         return p[..., pick[0]].mean(axis=-1) - p[..., pick[1]].mean(axis=-1)
 
     if joint:
-        smb, hml, rmw, cma = (spread(k, *JOINT_ORDER[k]) for k in range(4))
+        smb, hml = spread(0, "S", "B"), spread(1, "H", "L")
+        rmw, cma = spread(2, "R", "W"), spread(3, "C", "A")
     else:
         smb = spread(0, "S", "B").mean(axis=-1)  # mean over the three sorts' size legs
         high_low = spread(-1, "H", "L")  # (date, sort), sorts in SORTS order

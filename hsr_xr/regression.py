@@ -249,15 +249,13 @@ def factor_regression(
         universe = rest.pop(0) if has_universe else None
         sv = rest.pop(0) if weight_by_specific_var else None
         lead = np.broadcast_shapes(r.shape[:-1], cap.shape[:-1], codes.shape[:-1], x.shape[:-2])
-        if universe is not None:
-            universe = np.broadcast_to(universe, (*lead, universe.shape[-1]))
-        res = regress(
+        res = regress(  # broadcasts the other inputs to the returns' (date, asset) itself
             np.broadcast_to(r, (*lead, r.shape[-1])),
-            np.broadcast_to(cap, (*lead, cap.shape[-1])),
-            np.broadcast_to(codes, (*lead, codes.shape[-1])),
-            np.broadcast_to(x, (*lead, *x.shape[-2:])),
+            cap,
+            codes,
+            x,
             universe,
-            None if sv is None else np.broadcast_to(sv, (*lead, sv.shape[-1])),
+            sv,
             n_industries=len(inds),
             weights=weights,
             winsorize=winsorize,

@@ -253,7 +253,6 @@ def regress(
         raise ValueError(f"std_errors must be one of {SE_KINDS}, got {std_errors!r}")
     r = np.asarray(returns)
     t, n = r.shape
-    extra = (universe, specific_var)
     step = max(1, int(block) if block else BLOCK_CELLS // max(n, 1))
     options = dict(
         n_industries=n_industries,
@@ -277,7 +276,7 @@ def regress(
         np.broadcast_to(np.asarray(cap), (t, n)),
         codes,
         np.broadcast_to(x, (t, n, x.shape[-1])),
-        *(None if a is None else np.broadcast_to(np.asarray(a), (t, n)) for a in extra),
+        *(None if a is None else np.broadcast_to(a, (t, n)) for a in (universe, specific_var)),
     ]
 
     def dates(a, i: int):
@@ -309,7 +308,7 @@ def _regress_block(
     min_dof: int,
     max_cond: float,
 ) -> RegressionResult:
-    """:func:`regress` on one block of dates (every array holds just those dates)."""
+    """:func:`regress` on one block of dates: (t, N[, S]) arrays, codes (t, N) or (1, N)."""
     r = np.asarray(returns, dtype=float)
     t, n = r.shape
     x = np.asarray(loadings, dtype=float)
@@ -319,20 +318,16 @@ def _regress_block(
     codes = np.asarray(codes).astype(np.int64, copy=False)
     shared = static_codes(codes)
     plan = None if shared is None else SortedSegments(shared, j)
-    codes = np.broadcast_to(codes, (t, n))
-    cap = np.broadcast_to(np.asarray(cap, dtype=float), (t, n))
-    extra = [
-        np.broadcast_to(np.asarray(a), (t, n)) for a in (universe, specific_var) if a is not None
-    ]
+    codes = np.broadcast_to(codes, (t, n))  # shared codes arrive as one (1, N) row
+    cap = np.asarray(cap, dtype=float)
     if plan is not None:  # work in industry order; undone on the specific returns
         order = plan.order
         r, cap, codes = r[:, order], cap[:, order], codes[:, order]
-        extra = [a[:, order] for a in extra]
+        universe = None if universe is None else universe[:, order]
+        specific_var = None if specific_var is None else specific_var[:, order]
         xf = np.take(x, order, axis=1)  # (T, N, S) reordered copy
     else:
         xf = np.array(x, dtype=float)  # (T, N, S) copy, filled below
-    universe = extra.pop(0) if universe is not None else None
-    specific_var = extra.pop(0) if specific_var is not None else None
     missing = np.isnan(xf)
     # fill_exposures fills *some* missing styles; an asset with no loading at all has
     # no exposures and stays out of the fit (its specific return is NaN)
