@@ -1,9 +1,10 @@
 """Resample a daily panel to calendar weeks, months, quarters or years (DESIGN.md §1, §5).
 
 Periods come from the date index as integer period ordinals (never strings), so
-week 10 can never sort before week 2. The reductions are segment reductions
-(``np.*.reduceat``) over the date axis; on Dask the date chunks are first moved
-onto period edges so that no period straddles a chunk.
+week 10 can never sort before week 2. The reductions walk the dates of all
+periods together (the j-th date of every period at once, so each period is reduced
+in date order); on Dask the date chunks are first moved onto period edges so that
+no period straddles a chunk.
 """
 
 from __future__ import annotations
@@ -67,16 +68,40 @@ def period_starts(dates: pd.DatetimeIndex, freq: str, anchor: str = "FRI") -> np
     return np.flatnonzero(change).astype(np.int64)
 
 
+def _by_position(block: np.ndarray, starts: np.ndarray, lengths: np.ndarray):
+    """Yield ``(periods, rows)`` for j = 0, 1, ...: the j-th date of every period that has one.
+
+    ``periods`` indexes the period axis (a full slice while every period has a j-th
+    date) and ``rows`` is a fresh (n_periods_j, ...) copy of those dates. Walking the
+    positions in order keeps each period's reduction in date order, and every step is
+    a row gather: no full-size temporaries and no strided reduction over dates (both
+    slower than the reduction itself with ``np.ufunc.reduceat`` along ``date``).
+    """
+    for j in range(int(lengths.max(initial=0))):
+        has = lengths > j
+        periods = slice(None) if has.all() else np.flatnonzero(has)
+        yield periods, block[starts[periods] + j]
+
+
 def _compound(block: np.ndarray, starts: np.ndarray, lengths: np.ndarray, full: bool):
-    """prod(1 + r) - 1 per period over the valid returns; NaN without (enough) data."""
-    valid = ~np.isnan(block)
-    growth = np.multiply.reduceat(np.where(valid, block + 1.0, 1.0), starts, axis=0)
-    if full:
-        count = np.add.reduceat(valid, starts, axis=0, dtype=np.int64)
-        ok = count == lengths.reshape((-1,) + (1,) * (block.ndim - 1))
-    else:
-        ok = np.logical_or.reduceat(valid, starts, axis=0)
-    return np.where(ok, growth - 1.0, np.nan)
+    """prod(1 + r) - 1 per period over the valid returns, in date order; NaN without
+    (enough) data."""
+    shape = (len(starts), *block.shape[1:])
+    growth = np.ones(shape)
+    # full: some return missing so far; else: every return missing so far
+    bad = np.full(shape, not full)
+    for periods, rows in _by_position(block, starts, lengths):
+        missing = np.isnan(rows)
+        rows += 1.0
+        np.copyto(rows, 1.0, where=missing)
+        growth[periods] *= rows
+        if full:
+            bad[periods] |= missing
+        else:
+            bad[periods] &= missing
+    growth -= 1.0
+    growth[bad] = np.nan
+    return growth
 
 
 def _first(block: np.ndarray, starts: np.ndarray, lengths: np.ndarray):
@@ -86,15 +111,14 @@ def _first(block: np.ndarray, starts: np.ndarray, lengths: np.ndarray):
 
 def _last_valid(block: np.ndarray, starts: np.ndarray, lengths: np.ndarray):
     """Last non-NaN value inside each period (NaN if none)."""
-    rows = np.arange(block.shape[0]).reshape((-1,) + (1,) * (block.ndim - 1))
-    if block.dtype.kind in "fc":
-        idx = np.where(np.isnan(block), -1, rows)
-    else:
-        idx = np.broadcast_to(rows, block.shape)
-    last = np.maximum.reduceat(idx, starts, axis=0)
-    out = np.take_along_axis(block, np.maximum(last, 0), axis=0)
-    if block.dtype.kind in "fc":
-        out = np.where(last >= 0, out, np.nan)
+    if block.dtype.kind not in "fc":  # no missing values: the last date's
+        return block[starts + lengths - 1]
+    out = np.full((len(starts), *block.shape[1:]), np.nan, dtype=block.dtype)
+    for periods, rows in _by_position(block, starts, lengths):
+        if isinstance(periods, slice):
+            np.copyto(out, rows, where=~np.isnan(rows))
+        else:
+            out[periods] = np.where(np.isnan(rows), out[periods], rows)
     return out
 
 

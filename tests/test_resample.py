@@ -144,6 +144,7 @@ def test_other_dims_prices_and_static_variables():
     ds = ds.assign(
         descriptors=(("asset", "date", "descriptor"), desc),
         close=(("date", "asset"), close),
+        listed=(("date", "asset"), rng.random((T, N)) < 0.5),
         industry=("asset", np.arange(N)),
     ).assign_coords(descriptor=["a", "b", "c"])
     ds.industry.attrs["industry_names"] = [f"i{k}" for k in range(N)]
@@ -154,6 +155,10 @@ def test_other_dims_prices_and_static_variables():
     ends = np.searchsorted(ds.indexes["date"], out.last_date.values)
     np.testing.assert_array_equal(out["close"].values[:-1, 0], close[ends[:-1], 0])
     assert out["close"].values[-1, 1] == close[-2, 1]  # last valid close in the period
+    # a non-float variable has no missing values: "last" is the period's last date
+    last = hx.resample(ds, "W", characteristics="last")
+    np.testing.assert_array_equal(last.listed.values, ds.listed.values[ends])
+    np.testing.assert_array_equal(out.listed.values, ds.listed.values[starts])
     xr.testing.assert_identical(out.industry, ds.industry)
 
 
