@@ -35,9 +35,13 @@ FORMATION_MONTH = 7  # annual rebalance: formed at the end of June, held July-Ju
 def _mask(
     ds: xr.Dataset, spec: str | xr.DataArray | None, label: str, like: xr.DataArray
 ) -> xr.DataArray:
-    """Resolve a boolean (date, asset) or (asset,) mask given by name or as a DataArray."""
+    """Resolve a boolean (date, asset) or (asset,) mask given by name or as a DataArray.
+
+    An (asset,) mask stays one (the kernel broadcasts it): on Dask it is one small
+    block instead of a task per date chunk. ``None`` is every asset.
+    """
     if spec is None:
-        return xr.ones_like(like, dtype=bool)
+        return xr.DataArray(np.ones(like.sizes["asset"], dtype=bool), dims="asset")
     if isinstance(spec, str):
         if spec not in ds:
             raise ValidationError(
@@ -60,7 +64,7 @@ def _mask(
         )
     check_aligned({"returns": like, name: mask}, ("date", "asset"))
     check_core_unchunked(mask, "asset", name)
-    return mask.broadcast_like(like).transpose("date", "asset")
+    return mask.transpose(..., "asset")
 
 
 def _risk_free(ds: xr.Dataset, spec: str | xr.DataArray | float | None, like: xr.DataArray):
@@ -135,7 +139,26 @@ def portfolio_names(design: str) -> tuple[str, ...]:
     return tuple("".join(JOINT_LETTERS[k][g] for k, g in enumerate(row)) for row in groups)
 
 
-def _sort_block(ret, w, size, bp, prof, inv, held, sortable, bp_mask, *, char_probs, joint):
+def _spreads(port: np.ndarray, names: tuple[str, ...], joint: bool) -> np.ndarray:
+    """SMB, HML, RMW, CMA (T, 4) from the portfolio returns (T, [sort,] portfolio)."""
+
+    def spread(pos: int, long: str, short: str) -> np.ndarray:
+        """Mean of the portfolios with letter ``long`` at ``pos`` minus those with ``short``."""
+        pick = [[i for i, q in enumerate(names) if q[pos] == c] for c in (long, short)]
+        return port[..., pick[0]].mean(axis=-1) - port[..., pick[1]].mean(axis=-1)
+
+    if joint:
+        factors = [spread(0, "S", "B"), spread(1, "H", "L"), spread(2, "R", "W")]
+        factors.append(spread(3, "C", "A"))
+    else:
+        high_low = spread(-1, "H", "L")  # (T, sort), sorts in SORTS order
+        smb = spread(0, "S", "B").mean(axis=-1)  # mean over the three sorts' size legs
+        factors = [smb, high_low[:, 0], high_low[:, 1], -high_low[:, 2]]  # CMA: long low inv.
+    return np.stack(factors, axis=-1)
+
+
+def _sort_block(ret, w, size, bp, prof, inv, held, sortable, bp_mask, *, char_probs, joint, names):
+    """double_sort on one block of dates, and SMB, HML, RMW, CMA from its portfolios."""
     shape = np.broadcast_shapes(ret.shape, w.shape, size.shape)
     b = [np.broadcast_to(a, shape) for a in (ret, w, size, held, sortable, bp_mask)]
     chars = [np.broadcast_to(c, shape) for c in (bp, prof, inv)]  # no stacked copy
@@ -151,8 +174,8 @@ def _sort_block(ret, w, size, bp, prof, inv, held, sortable, bp_mask, *, char_pr
         joint=joint,
     )
     if joint:  # one joint sort: (date, portfolio)
-        return port[:, 0], count[:, 0], market
-    return port, count, market
+        port, count = port[:, 0], count[:, 0]
+    return port, count, market, _spreads(port, names, joint)
 
 
 def ff5_factors(
@@ -286,12 +309,17 @@ def ff5_factors(
         idx = formation_index(ret.indexes["date"])
         size = _at_formation(cap, idx, np.nan)
         chars = [_at_formation(c, idx, np.nan) for c in chars]
-        sortable = _at_formation(held, idx, False)
-        bp_mask = _at_formation(bp_universe, idx, False)
+        # an (asset,) mask is the same at every formation date
+        if "date" in held.dims:
+            sortable = _at_formation(held, idx, False)
+        if "date" in bp_universe.dims:
+            bp_mask = _at_formation(bp_universe, idx, False)
 
     char_probs, joint = DESIGNS[design]
     core = ["portfolio"] if joint else ["sort", "portfolio"]
-    port, count, market = xr.apply_ufunc(
+    # the factors come from the same task as the portfolios: on Dask, one task per
+    # date chunk plus its outputs, not a graph of small array operations
+    port, count, market, spreads = xr.apply_ufunc(
         _sort_block,
         ret,
         cap,
@@ -301,13 +329,14 @@ def ff5_factors(
         sortable,
         bp_mask,
         input_core_dims=[["asset"]] * 9,
-        output_core_dims=[core, core, []],
-        kwargs={"char_probs": char_probs, "joint": joint},
+        output_core_dims=[core, core, [], ["spread"]],
+        kwargs={"char_probs": char_probs, "joint": joint, "names": port_names},
         dask="parallelized",
-        output_dtypes=[float, np.int64, float],
+        output_dtypes=[float, np.int64, float, float],
         dask_gufunc_kwargs={
             "output_sizes": {
                 "portfolio": len(port_names),
+                "spread": 4,
                 **({} if joint else {"sort": len(SORTS)}),
             }
         },
@@ -316,21 +345,7 @@ def ff5_factors(
     if not joint:
         coords["sort"] = np.array(SORTS, dtype=object)
     by_sort = {**port.coords, **coords}
-    p = port.data  # (date, [sort,] portfolio), NumPy or Dask: the factors are cheap maths
-
-    def spread(pos: int, long: str, short: str):
-        """Mean of the portfolios with letter ``long`` at ``pos`` minus those with
-        ``short`` (every sort at once; positional indexing is cheap on Dask too)."""
-        pick = [[i for i, q in enumerate(port_names) if q[pos] == c] for c in (long, short)]
-        return p[..., pick[0]].mean(axis=-1) - p[..., pick[1]].mean(axis=-1)
-
-    if joint:
-        smb, hml = spread(0, "S", "B"), spread(1, "H", "L")
-        rmw, cma = spread(2, "R", "W"), spread(3, "C", "A")
-    else:
-        smb = spread(0, "S", "B").mean(axis=-1)  # mean over the three sorts' size legs
-        high_low = spread(-1, "H", "L")  # (date, sort), sorts in SORTS order
-        hml, rmw, cma = high_low[:, 0], high_low[:, 1], -high_low[:, 2]  # CMA: long low inv.
+    smb, hml, rmw, cma = (spreads.data[:, k] for k in range(4))
 
     def factor(data, long_name: str) -> xr.DataArray:
         return xr.DataArray(
@@ -352,7 +367,7 @@ def ff5_factors(
             "RMW": factor(rmw, "robust minus weak profitability"),
             "CMA": factor(cma, "conservative minus aggressive investment"),
             "portfolio_returns": xr.DataArray(
-                p,
+                port.data,
                 dims=port.dims,
                 coords=by_sort,
                 attrs={

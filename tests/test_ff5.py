@@ -328,11 +328,20 @@ def test_formation_index_against_loop():
         np.testing.assert_array_equal(formation_index(dates), formation_reference(dates))
 
 
-@pytest.mark.parametrize("weight_lag", [1, 0])
-def test_annual_matches_reference(weight_lag):
+@pytest.mark.parametrize("weight_lag,masks", [(1, False), (0, False), (1, True)])
+def test_annual_matches_reference(weight_lag, masks):
     ds = make_panel(T=320, N=80, seed=2, start="2019-03-01")
-    ff = hx.ff5_factors(ds, rebalance="annual", weight_lag=weight_lag)
-    df, cap, held, bp = frames(ds, weight_lag)
+    kw, universe, bpu = {}, None, None
+    if masks:  # a (date, asset) universe and an (asset,) breakpoint universe
+        rng = np.random.default_rng(3)
+        universe = xr.DataArray(
+            rng.random((320, 80)) > 0.1, dims=("date", "asset"), coords=ds.coords
+        )
+        bpu = xr.DataArray(rng.random(80) > 0.4, dims="asset", coords={"asset": ds.asset})
+        kw = dict(universe=universe, breakpoint_universe=bpu)
+        bpu = bpu.broadcast_like(ds.returns)
+    ff = hx.ff5_factors(ds, rebalance="annual", weight_lag=weight_lag, **kw)
+    df, cap, held, bp = frames(ds, weight_lag, universe, bpu)
     form = formation_reference(ds.indexes["date"])
     keep = form >= 0
 
