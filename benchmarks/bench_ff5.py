@@ -164,6 +164,13 @@ def pandas_resample(ds: xr.Dataset, freq: str) -> tuple[pd.DataFrame, dict[str, 
     return growth, first
 
 
+def max_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest |a - b| over the entries both have; inf if their NaN patterns differ."""
+    if not np.array_equal(np.isnan(a), np.isnan(b)):
+        return float("inf")
+    return float(np.nanmax(np.abs(a - b), initial=0.0))
+
+
 def timed(fn, repeat: int = 1):
     best, out = np.inf, None
     for _ in range(repeat):
@@ -209,17 +216,14 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("pandas_vec", "pandas_seed", "pandas_apply"):
         ref = base[name][1]
         sub = ff.sel(date=ref.index)
-        diffs[name] = max(
-            float(np.nanmax(np.abs(sub[f].values - ref[f].to_numpy()))) for f in hx.ff5.FACTORS
-        )
+        diffs[name] = max(max_diff(sub[f].values, ref[f].to_numpy()) for f in hx.ff5.FACTORS)
     diffs["dask_vs_numpy"] = max(
-        float(np.nanmax(np.abs(ours["ff5_daily_dask"][1][f].values - ff[f].values)))
-        for f in hx.ff5.FACTORS
+        max_diff(ours["ff5_daily_dask"][1][f].values, ff[f].values) for f in hx.ff5.FACTORS
     )
     for case in ("resample_W", "resample_M"):
         res, (growth, first) = ours[case][1], base[case][1]
         diffs[case] = max(
-            float(np.nanmax(np.abs(res[v].values - ref.to_numpy())))
+            max_diff(res[v].values, ref.to_numpy())
             for v, ref in {"returns": growth, **first}.items()
         )
 

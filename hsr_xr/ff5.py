@@ -140,19 +140,29 @@ def portfolio_names(design: str) -> tuple[str, ...]:
 
 
 def _spreads(port: np.ndarray, names: tuple[str, ...], joint: bool) -> np.ndarray:
-    """SMB, HML, RMW, CMA (T, 4) from the portfolio returns (T, [sort,] portfolio)."""
+    """SMB, HML, RMW, CMA (T, 4) from the portfolio returns (T, [sort,] portfolio).
+
+    Means add their terms one by one, in a fixed order: NumPy's reductions order
+    their sums by the array's shape, and a factor must not depend on the date chunks.
+    """
+
+    def mean(x: np.ndarray, columns: list[int]) -> np.ndarray:
+        total = x[..., columns[0]]
+        for c in columns[1:]:
+            total = total + x[..., c]
+        return total / len(columns)
 
     def spread(pos: int, long: str, short: str) -> np.ndarray:
         """Mean of the portfolios with letter ``long`` at ``pos`` minus those with ``short``."""
         pick = [[i for i, q in enumerate(names) if q[pos] == c] for c in (long, short)]
-        return port[..., pick[0]].mean(axis=-1) - port[..., pick[1]].mean(axis=-1)
+        return mean(port, pick[0]) - mean(port, pick[1])
 
     if joint:
         factors = [spread(0, "S", "B"), spread(1, "H", "L"), spread(2, "R", "W")]
         factors.append(spread(3, "C", "A"))
     else:
         high_low = spread(-1, "H", "L")  # (T, sort), sorts in SORTS order
-        smb = spread(0, "S", "B").mean(axis=-1)  # mean over the three sorts' size legs
+        smb = mean(spread(0, "S", "B"), list(range(len(SORTS))))  # the three size legs
         factors = [smb, high_low[:, 0], high_low[:, 1], -high_low[:, 2]]  # CMA: long low inv.
     return np.stack(factors, axis=-1)
 

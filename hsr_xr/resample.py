@@ -1,10 +1,10 @@
 """Resample a daily panel to calendar weeks, months, quarters or years (DESIGN.md §1, §5).
 
 Periods come from the date index as integer period ordinals (never strings), so
-week 10 can never sort before week 2. The reductions walk the dates of all
-periods together (the j-th date of every period at once, so each period is reduced
-in date order); on Dask the date chunks are first moved onto period edges so that
-no period straddles a chunk.
+week 10 can never sort before week 2. Compounding and last-valid values walk
+the dates of all periods together (the j-th date of every period at once, so each
+period is reduced in date order); first values are a row gather. On Dask the date
+chunks are first moved onto period edges so that no period straddles a chunk.
 """
 
 from __future__ import annotations
@@ -74,8 +74,8 @@ def _by_position(block: np.ndarray, starts: np.ndarray, lengths: np.ndarray):
     ``periods`` indexes the period axis (a full slice while every period has a j-th
     date) and ``rows`` is a fresh (n_periods_j, ...) copy of those dates. Walking the
     positions in order keeps each period's reduction in date order, and every step is
-    a row gather: no full-size temporaries and no strided reduction over dates (both
-    slower than the reduction itself with ``np.ufunc.reduceat`` along ``date``).
+    a row gather. (``np.ufunc.reduceat`` along ``date`` spends more time on its
+    full-size temporaries and its strided walk over dates than on the products.)
     """
     for j in range(int(lengths.max(initial=0))):
         has = lengths > j
@@ -84,10 +84,10 @@ def _by_position(block: np.ndarray, starts: np.ndarray, lengths: np.ndarray):
 
 
 def _compound(block: np.ndarray, starts: np.ndarray, lengths: np.ndarray, full: bool):
-    """prod(1 + r) - 1 per period over the valid returns, in date order; NaN without
-    (enough) data."""
+    """prod(1 + r) - 1 per period over the valid returns, in date order and in the
+    returns' float dtype; NaN without (enough) data."""
     shape = (len(starts), *block.shape[1:])
-    growth = np.ones(shape)
+    growth = np.ones(shape, dtype=block.dtype)
     # full: some return missing so far; else: every return missing so far
     bad = np.full(shape, not full)
     for periods, rows in _by_position(block, starts, lengths):
@@ -110,15 +110,21 @@ def _first(block: np.ndarray, starts: np.ndarray, lengths: np.ndarray):
 
 
 def _last_valid(block: np.ndarray, starts: np.ndarray, lengths: np.ndarray):
-    """Last non-NaN value inside each period (NaN if none)."""
-    if block.dtype.kind not in "fc":  # no missing values: the last date's
+    """Last non-missing value inside each period (missing if none).
+
+    Missing is NaN for float and complex values and NaT for datetimes and
+    timedeltas; other dtypes have no missing value and give the last date's.
+    """
+    kind = block.dtype.kind
+    if kind not in "fcmM":
         return block[starts + lengths - 1]
-    out = np.full((len(starts), *block.shape[1:]), np.nan, dtype=block.dtype)
+    missing = np.isnan if kind in "fc" else np.isnat
+    out = np.full((len(starts), *block.shape[1:]), np.nan if kind in "fc" else "NaT", block.dtype)
     for periods, rows in _by_position(block, starts, lengths):
         if isinstance(periods, slice):
-            np.copyto(out, rows, where=~np.isnan(rows))
+            np.copyto(out, rows, where=~missing(rows))
         else:
-            out[periods] = np.where(np.isnan(rows), out[periods], rows)
+            out[periods] = np.where(missing(rows), out[periods], rows)
     return out
 
 
@@ -127,7 +133,7 @@ def _aligned_chunks(chunks: tuple[int, ...], starts: np.ndarray, n: int) -> tupl
     edges = np.cumsum((0, *chunks))
     inner = starts[np.searchsorted(starts, edges[1:-1], side="right") - 1]
     edges = np.unique(np.concatenate([[0], inner, [n]]))
-    return tuple(int(c) for c in np.diff(edges))
+    return tuple(int(c) for c in np.diff(edges)) or (0,)  # (0,): no dates
 
 
 def _reduce(var: xr.DataArray, fn: Callable, starts: np.ndarray, **kwargs) -> xr.DataArray:
@@ -146,8 +152,7 @@ def _reduce(var: xr.DataArray, fn: Callable, starts: np.ndarray, **kwargs) -> xr
             sel = (starts >= lo) & (starts < hi)
             return fn(block, starts[sel] - lo, lengths[sel], **kwargs)
 
-        dtype = float if fn is _compound else var.dtype
-        out = data.map_blocks(block_fn, chunks=(counts, *data.chunks[1:]), dtype=dtype)
+        out = data.map_blocks(block_fn, chunks=(counts, *data.chunks[1:]), dtype=var.dtype)
     else:
         out = fn(np.asarray(data), starts, lengths, **kwargs)
     coords = {k: c for k, c in var.coords.items() if "date" not in c.dims}
@@ -257,7 +262,7 @@ def resample(
             )
     dates = ds.indexes["date"]
     starts = period_starts(dates, freq, anchor)
-    ends = np.append(starts[1:], len(dates)) - 1
+    ends = np.append(starts, len(dates))[1:] - 1
 
     if str(freq).upper() == "D":
         out = ds.copy()

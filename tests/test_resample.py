@@ -261,3 +261,32 @@ def test_model_returns_are_compounded_and_forecasts_refused():
         np.testing.assert_allclose(weekly[name].isel(date=1).values, expected.values, rtol=1e-12)
     only = hx.resample(ds[["returns", "market_cap"]], "W", returns="returns")
     assert set(only.data_vars) == {"returns", "market_cap"}
+
+
+def test_float32_returns_empty_panel_and_nat_end_of_period():
+    ds = make_daily(start="2020-01-01", end="2020-03-31")
+    T, N = ds.sizes["date"], ds.sizes["asset"]
+    # float32 returns compound in float32, on NumPy and on Dask alike
+    ds32 = ds.assign(returns=ds.returns.astype(np.float32))
+    want = hx.resample(ds32, "M").returns
+    assert want.dtype == np.float32
+    lazy = hx.resample(ds32.chunk(date=7), "M").returns
+    assert lazy.dtype == np.float32
+    np.testing.assert_array_equal(lazy.values, want.values)
+    ref = loop_reference(ds32, "M")[0]
+    np.testing.assert_allclose(want.values, ref, rtol=1e-6)
+    # no dates: no periods, NumPy and Dask
+    empty = ds.isel(date=slice(0, 0))
+    for panel in (empty, empty.chunk(date=1)):
+        out = hx.resample(panel, "W")
+        assert out.sizes["date"] == 0
+        assert out.returns.shape == (0, N)
+    # a datetime level (e.g. a report date) skips NaT like NaN: its last valid value
+    stamp = pd.Timestamp("2021-01-01") + pd.to_timedelta(np.arange(T * N), "h").to_numpy()
+    stamp = stamp.reshape(T, N)
+    stamp[-1, 0] = np.datetime64("NaT")
+    stamp[:, 1] = np.datetime64("NaT")
+    out = hx.resample(ds.assign(report=(("date", "asset"), stamp)), "M", end_of_period=["report"])
+    assert out.report.values[-1, 0] == stamp[-2, 0]
+    assert np.isnat(out.report.values[:, 1]).all()
+    assert out.report.values[0, 2] == stamp[out.n_dates.values[0] - 1, 2]
