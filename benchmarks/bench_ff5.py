@@ -22,12 +22,12 @@ import argparse
 import json
 import resource
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
+from _common import timed
 
 import hsr_xr as hx
 
@@ -170,15 +170,6 @@ def max_diff(a: np.ndarray, b: np.ndarray) -> float:
     if not np.array_equal(np.isnan(a), np.isnan(b)):
         return float("inf")
     return float(np.nanmax(np.abs(a - b), initial=0.0))
-
-
-def timed(fn, repeat: int = 1):
-    best, out = np.inf, None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def main(argv: list[str] | None = None) -> int:
