@@ -12,7 +12,7 @@ import pandas as pd
 import xarray as xr
 
 from . import pipeline
-from .errors import ValidationError
+from .errors import IncompleteStoreError, ValidationError
 from .ff5 import ff5_factors
 from .resample import resample
 from .simulate import simulate_market
@@ -24,10 +24,26 @@ pd.set_option("display.width", 120)
 pd.set_option("display.max_columns", 12)
 
 
+PRESETS = ("seed", "use4s", "use4l")
+
+
+def _positive(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def _add_size(p: argparse.ArgumentParser, dates: int, assets: int) -> None:
-    p.add_argument("--dates", type=int, default=dates, help=f"trading dates (default {dates})")
-    p.add_argument("--assets", type=int, default=assets, help=f"assets (default {assets})")
-    p.add_argument("--industries", type=int, default=30, help="industries (default 30)")
+    p.add_argument(
+        "--dates", type=_positive, default=dates, help=f"trading dates (default {dates})"
+    )
+    p.add_argument("--assets", type=_positive, default=assets, help=f"assets (default {assets})")
+    p.add_argument("--industries", type=_positive, default=30, help="industries (default 30)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
 
@@ -38,6 +54,8 @@ def _simulate(args) -> xr.Dataset:
 
 
 def cmd_simulate(args) -> int:
+    if Path(args.store).exists() and not args.overwrite:
+        raise ValidationError("store", f"{args.store!r} already exists", "pass --overwrite")
     t0 = time.perf_counter()
     ds = _simulate(args)
     print(f"simulated T={args.dates} N={args.assets} in {time.perf_counter() - t0:.1f} s")
@@ -105,7 +123,13 @@ def cmd_run(args) -> int:
 
 
 def cmd_ff5(args) -> int:
-    ds = open_store(args.store)[list(pipeline.FF5_INPUTS)]
+    ds = open_store(args.store)
+    missing = [v for v in pipeline.FF5_INPUTS if v not in ds]
+    if missing:
+        raise ValidationError(
+            args.store, f"has no {', '.join(missing)}", "store the FF5 inputs at its root first"
+        )
+    ds = ds[list(pipeline.FF5_INPUTS)]
     panel = ds if args.freq == "D" else resample(ds, args.freq)
     ff = ff5_factors(panel, design=args.design).compute()
     group = f"ff5_{args.freq}" + ("" if args.design == "2x3" else f"_{args.design}")
@@ -118,8 +142,12 @@ def cmd_ff5(args) -> int:
 
 def cmd_info(args) -> int:
     for group in [None, *store_groups(args.store)]:
-        ds = open_store(args.store, group=group)
         print(f"== {'/' if group is None else group} ==")
+        try:
+            ds = open_store(args.store, group=group)
+        except IncompleteStoreError as err:  # report it, and go on with the others
+            print(f"incomplete: {err}")
+            continue
         print("dims: " + ", ".join(f"{k}={v}" for k, v in ds.sizes.items()))
         if "date" in ds.indexes:
             d = ds.indexes["date"]
@@ -143,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="simulate, run the full pipeline, store, print, plot")
     d.add_argument("--out", default="hsr_xr_run", help="run folder (default ./hsr_xr_run)")
     _add_size(d, 504, 1000)
-    d.add_argument("--preset", default="seed", help="risk-model preset stored (seed|use4s|use4l)")
+    d.add_argument("--preset", choices=PRESETS, default="seed", help="risk-model preset stored")
     d.add_argument("--no-figures", dest="figures", action="store_false", help="skip PNGs")
     d.add_argument("--quiet", action="store_true", help="no progress bars")
     d.set_defaults(func=cmd_demo)
@@ -152,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="loadings, regression and risk model on a store; writes its 'model' group"
     )
     r.add_argument("store", help="store with returns, market_cap, industry, descriptors")
-    r.add_argument("--preset", default="seed", help="risk-model preset (seed|use4s|use4l)")
+    r.add_argument("--preset", choices=PRESETS, default="seed", help="risk-model preset")
     r.set_defaults(func=cmd_run)
 
     f = sub.add_parser("ff5", help="Fama-French five factors from a store")
@@ -164,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="2x3",
         help="sort design (default 2x3; others go to group ff5_<freq>_<design>)",
     )
-    f.add_argument("--rows", type=int, default=20, help="rows to print (default 20)")
+    f.add_argument("--rows", type=_positive, default=20, help="rows to print (default 20)")
     f.set_defaults(func=cmd_ff5)
 
     i = sub.add_parser("info", help="dims, variables, date range and chunking of a store")
@@ -177,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ValidationError as err:
+    except (ValidationError, OSError) as err:  # bad input or paths: one line, no traceback
         print(f"hsr-xr: error: {err}", file=sys.stderr)
         return 2
 

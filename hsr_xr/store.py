@@ -56,7 +56,7 @@ def default_chunks(ds: xr.Dataset, target_bytes: int = _CHUNK_TARGET_BYTES) -> d
 
     All other dims stay whole (cross-sectional steps need ``asset`` whole).
     """
-    if "date" not in ds.dims:
+    if "date" not in ds.dims or ds.sizes["date"] == 0:
         return {}
     per_date = max(
         (v.dtype.itemsize * v.size // ds.sizes["date"] for v in ds.data_vars.values()
@@ -177,16 +177,21 @@ def to_store(
     path : path-like
         Store directory.
     mode : {"w-", "w", "append", "update"}
-        ``"w-"`` create (error if present), ``"w"`` replace atomically,
-        ``"append"`` add new dates after the stored ones (same variables and
-        non-date coordinates), ``"update"`` add or replace variables on the
-        stored coordinates.
+        ``"w-"`` create (error if present), ``"w"`` replace (a whole store
+        atomically; a group inside an existing store is rewritten in place and
+        left marked incomplete if that fails), ``"append"`` add new dates after
+        the stored ones (same variables and non-date coordinates; the stored
+        group attributes are kept, new ones added), ``"update"`` add or replace
+        variables on the stored coordinates.
     group : str, optional
-        Sub-group to write (e.g. ``"ff5_W"``); the root by default.
+        Sub-group to write (e.g. ``"ff5_W"``); the root by default. It may not
+        be named like a stored variable.
     chunks : mapping dim -> size, optional
-        Zarr chunking; default :func:`default_chunks` (date only).
+        Zarr chunking; default :func:`default_chunks` (date only). Variables
+        added by ``"update"`` keep the stored ``date`` chunk (so appends stay aligned).
     consolidated : bool
-        Opt in to consolidated metadata (not part of the Zarr v3 spec).
+        Opt in to consolidated metadata (not part of the Zarr v3 spec). A store
+        that has it keeps it up to date through every later write.
     progress : bool
         Show Dask's progress bar while writing.
 
@@ -198,6 +203,8 @@ def to_store(
     check_coords(ds, "the Dataset to store")
     ds = validate(ds, [], optional=[v for v in VARIABLES if v in ds.variables])
     ds = _prepare(ds)
+    if path.exists() and (group is not None or mode in ("append", "update")):
+        consolidated = consolidated or _is_consolidated(path)  # keep it fresh
     if mode in ("w-", "w"):
         return _write_fresh(ds, path, mode, group, chunks, consolidated, progress)
     if mode == "append":
@@ -207,11 +214,51 @@ def to_store(
     raise ValidationError("mode", f"unknown mode {mode!r}", "use 'w-', 'w', 'append' or 'update'")
 
 
+def _is_store(path: Path) -> bool:
+    return (path / "zarr.json").is_file()
+
+
+def _is_consolidated(path: Path) -> bool:
+    if not _is_store(path):
+        return False
+    return zarr.open_group(str(path), mode="r").metadata.consolidated_metadata is not None
+
+
+def _check_group_name(path: Path, group: str, mode: str) -> None:
+    """Refuse a group path that runs into a stored array, or (``"w-"``) exists."""
+    node = zarr.open_group(str(path), mode="r")
+    parts = group.strip("/").split("/")
+    for k, part in enumerate(parts):
+        if part not in node:
+            return
+        node = node[part]
+        if isinstance(node, zarr.Array):
+            raise ValidationError(
+                "group",
+                f"{'/'.join(parts[: k + 1])!r} is a stored variable in {str(path)!r}",
+                "choose another group name",
+            )
+    if mode == "w-":
+        raise ValidationError(
+            "group",
+            f"group {group!r} already exists in {str(path)!r}",
+            "pass mode='w' to replace it",
+        )
+
+
 def _write_fresh(ds, path, mode, group, chunks, consolidated, progress) -> Path:
+    if path.exists() and not _is_store(path):
+        raise ValidationError(
+            "path",
+            f"{str(path)!r} exists and is not a Zarr store",
+            "choose another path, or remove it yourself",
+        )
     if path.exists() and mode == "w-" and group is None:
         raise ValidationError(
             "path", f"store {str(path)!r} already exists", "pass mode='w' to replace it"
         )
+    if path.exists() and group is not None:
+        _check_group_name(path, group, mode)
     chunks = dict(default_chunks(ds) if chunks is None else chunks)
     ds = ds.drop_encoding()
     if any(isinstance(v.data, dask.array.Array) for v in ds.variables.values()):
@@ -233,7 +280,12 @@ def _write_fresh(ds, path, mode, group, chunks, consolidated, progress) -> Path:
         if path.exists():
             old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
             path.rename(old)
-        tmp.rename(path)
+        try:
+            tmp.rename(path)
+        except BaseException:
+            if old is not None:  # put the previous store back
+                old.rename(path)
+            raise
         if old is not None:
             _remove_tree(old)
     finally:
@@ -250,8 +302,9 @@ def _append(ds, path, group, consolidated, progress) -> Path:
     old = _stored_group(path, group)
     if "date" not in ds.dims:
         raise ValidationError("date", "the Dataset to append has no 'date' dim", "append dates")
-    last = old.indexes["date"][-1]
-    if ds.indexes["date"][0] <= last:
+    n_old = old.sizes["date"]
+    if n_old and ds.sizes["date"] and ds.indexes["date"][0] <= old.indexes["date"][-1]:
+        last = old.indexes["date"][-1]
         raise ValidationError(
             "date",
             f"new dates start {ds.indexes['date'][0]:%Y-%m-%d}, not after the stored last date "
@@ -286,10 +339,13 @@ def _append(ds, path, group, consolidated, progress) -> Path:
             raise ValidationError(
                 name, f"has dims {var.dims}, the store has {old[name].dims}", "transpose to match"
             )
+    if ds.sizes["date"] == 0:
+        return path  # nothing to append
     new = ds.drop_vars(static)
+    new.attrs = {**old.attrs, **new.attrs}  # writing replaces the group's attrs
     root = zarr.open_group(str(path), path=group or "", mode="r+")
-    n_old = old.sizes["date"]
-    date_arrays = [n for n in (*new.data_vars, "date") if "date" in old[n].dims]
+    # every stored array along date (data, the date index, other date coordinates)
+    date_arrays = [n for n in old.variables if "date" in old[n].dims]
     c = root["date"].chunks[0]
     first = (c - n_old % c) % c or c
     sizes = [first] + [c] * ((new.sizes["date"] - first + c - 1) // c)
@@ -303,7 +359,7 @@ def _append(ds, path, group, consolidated, progress) -> Path:
     except BaseException:
         for name in date_arrays:  # roll back to the stored length
             arr = root[name]
-            axis = old[name].dims.index("date") if name != "date" else 0
+            axis = old[name].dims.index("date")
             shape = list(arr.shape)
             shape[axis] = n_old
             arr.resize(tuple(shape))
@@ -324,17 +380,30 @@ def _update(ds, path, group, chunks, consolidated, progress) -> Path:
             )
     replaced = [n for n in ds.data_vars if n in old.data_vars]
     added = [n for n in ds.data_vars if n not in old.data_vars]
-    if replaced:
-        for n in replaced:
-            if ds[n].dims != old[n].dims:
-                raise ValidationError(
-                    n, f"has dims {ds[n].dims}, the store has {old[n].dims}", "transpose or rename"
-                )
+    root = zarr.open_group(str(path), path=group or "", mode="r+")
+    for n in added:
+        if n in root:
+            raise ValidationError(
+                n, f"already names a group or coordinate in {str(path)!r}", "rename the variable"
+            )
+    for n in replaced:
+        if ds[n].dims != old[n].dims:
+            raise ValidationError(
+                n, f"has dims {ds[n].dims}, the store has {old[n].dims}", "transpose or rename"
+            )
+        if not np.can_cast(ds[n].dtype, old[n].dtype, casting="same_kind"):
+            raise ValidationError(
+                n,
+                f"has dtype {ds[n].dtype}, which the stored {old[n].dtype} would truncate",
+                "cast it first (.astype), or store it under a new name",
+            )
     chunks = dict(default_chunks(ds) if chunks is None else chunks)
+    if "date" in root:  # added variables keep the stored date chunk: appends stay aligned
+        chunks["date"] = root["date"].chunks[0]
     payload = ds.drop_vars([c for c in ds.coords if c in old.coords])
+    created = added + [c for c in payload.coords if c not in old.variables]
     payload.attrs = {**old.attrs, **payload.attrs}  # writing replaces the group's attrs
     enc = {k: v for k, v in _encoding(payload, chunks).items() if k in added}
-    root = zarr.open_group(str(path), path=group or "", mode="r+")
     for n in added + replaced:  # one Dask chunk per Zarr chunk (the stored one if replaced)
         if isinstance(payload[n].data, dask.array.Array):
             target = root[n].chunks if n in replaced else enc[n].get("chunks", ())
@@ -349,7 +418,7 @@ def _update(ds, path, group, chunks, consolidated, progress) -> Path:
             _write(payload[replaced], path, mode="r+", group=group, chunks=chunks,
                    consolidated=consolidated, progress=progress, region=region)  # fmt: skip
     except BaseException:
-        for n in added:
+        for n in created:  # arrays and new-dim coordinates this call made
             with contextlib.suppress(KeyError):
                 del root[n]
             _remove_tree(path.joinpath(*(group or "").split("/"), n))
@@ -419,5 +488,8 @@ def _existing(path: str | os.PathLike) -> Path:
 
 def store_groups(path: str | os.PathLike) -> list[str]:
     """Names of the Dataset groups under the store root (excluding the root)."""
-    root = zarr.open_group(str(_existing(path)), mode="r")
+    path = _existing(path)
+    if not _is_store(path):
+        raise ValidationError("path", f"{str(path)!r} is not a Zarr store", "check the path")
+    root = zarr.open_group(str(path), mode="r")
     return sorted(name for name, _ in root.groups())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import zarr
 
 import hsr_xr as hx
 from hsr_xr.cli import build_parser, main
@@ -61,6 +62,33 @@ def test_simulate_info_run_ff5(tmp_path, capsys):
 def test_missing_store_is_a_clear_error(tmp_path, capsys):
     assert main(["info", str(tmp_path / "nope.zarr")]) == 2
     assert "no store" in capsys.readouterr().err
+
+
+def test_bad_arguments_and_paths_are_one_line_errors(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for argv, words in [
+        (["info", str(afile)], "not a Zarr store"),
+        (["info", str(tmp_path)], "not a Zarr store"),
+        (["demo", "--out", str(afile), "--quiet", "--no-figures"], "afile"),
+    ]:
+        assert main(argv) == 2
+        assert words in capsys.readouterr().err
+    store = tmp_path / "m.zarr"
+    hx.to_store(hx.simulate_market(n_dates=20, n_assets=30, seed=0)[["returns"]], store)
+    assert main(["ff5", str(store)]) == 2  # no FF5 inputs: named, no KeyError
+    assert "market_cap" in capsys.readouterr().err
+    assert main(["simulate", str(store), *SMALL]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    for argv in (["demo", "--dates", "0"], ["demo", "--assets", "-3"], ["demo", "--preset", "x"]):
+        with pytest.raises(SystemExit) as info:  # argparse: usage line and exit code 2
+            main(argv)
+        assert info.value.code == 2
+        assert "error" in capsys.readouterr().err
+    hx.to_store(hx.simulate_market(n_dates=20, n_assets=30, seed=0)[["returns"]], store, group="g")
+    zarr.open_group(str(store), path="g", mode="r+").attrs["hsr_xr_complete"] = False
+    assert main(["info", str(store)]) == 0  # an incomplete group is reported, not fatal
+    assert "incomplete" in capsys.readouterr().out
 
 
 def test_parser_lists_commands():

@@ -13,7 +13,7 @@ import xarray as xr
 
 import hsr_xr as hx
 from hsr_xr.errors import IncompleteStoreError
-from hsr_xr.store import MARKER
+from hsr_xr.store import MARKER, store_groups
 
 
 @pytest.fixture(scope="module")
@@ -356,3 +356,105 @@ def test_attrs_that_zarr_cannot_store_are_named(small, tmp_path):
     ok.attrs["weights"] = np.arange(3)  # NumPy values are stored as JSON lists
     hx.to_store(ok, tmp_path / "b.zarr")
     assert hx.open_store(tmp_path / "b.zarr").attrs["weights"] == [0, 1, 2]
+
+
+# ------------------------------------------------------- store edge cases (groups, rollbacks)
+@pytest.fixture
+def panel():
+    return hx.simulate_market(n_dates=30, n_assets=40, seed=0)[
+        ["returns", "market_cap", "industry"]
+    ]
+
+
+def test_group_names_never_clobber_variables_or_groups(panel, tmp_path):
+    p = tmp_path / "s.zarr"
+    hx.to_store(panel, p)
+    for name in ("returns", "date", "returns/sub"):  # a stored array, the date index, below one
+        with pytest.raises(hx.ValidationError, match="stored variable"):
+            hx.to_store(panel, p, group=name, mode="w")
+    hx.to_store(panel, p, group="g")
+    with pytest.raises(hx.ValidationError, match="already exists"):
+        hx.to_store(panel.isel(date=slice(0, 5)), p, group="g")  # "w-" refuses it
+    assert hx.open_store(p, group="g").sizes["date"] == 30
+    hx.to_store(panel, p, group="model")
+    with pytest.raises(hx.ValidationError, match="group"):  # a variable named like a group
+        hx.to_store(xr.Dataset({"model": panel.returns * 1}), p, mode="update")
+    assert store_groups(p) == ["g", "model"]
+    assert hx.open_store(p).load().identical(panel)
+    # a directory that is not a store is never replaced, and a file is not a store
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "keep.txt").write_text("x")
+    with pytest.raises(hx.ValidationError, match="not a Zarr store"):
+        hx.to_store(panel, other, mode="w")
+    assert (other / "keep.txt").exists()
+    with pytest.raises(hx.ValidationError, match="not a Zarr store"):
+        store_groups(other / "keep.txt")
+
+
+def test_append_keeps_attrs_and_rolls_back_date_coordinates(panel, tmp_path):
+    p = tmp_path / "s.zarr"
+    ds = panel.assign_coords(month=("date", panel.indexes["date"].month.to_numpy()))
+    ds.attrs = {"title": "kept"}
+    hx.to_store(ds.isel(date=slice(0, 17)), p, chunks={"date": 5})
+    tail = ds.isel(date=slice(17, None))
+    cap = tail.market_cap.copy()
+    cap[-1, 0] = -1.0  # raises lazily, after some chunks were written
+    with pytest.raises(hx.ValidationError):
+        hx.to_store(tail.assign(market_cap=cap).chunk(date=4), p, mode="append")
+    back = hx.open_store(p).load()  # every date array truncated back, month included
+    assert back.identical(ds.isel(date=slice(0, 17)))
+    tail.attrs = {"note": "new"}
+    hx.to_store(tail, p, mode="append")
+    full = hx.open_store(p)
+    assert full.attrs == {"title": "kept", "note": "new"}
+    assert full.load().drop_attrs().identical(ds.drop_attrs())
+    hx.to_store(tail.isel(date=slice(0, 0)), p, mode="append")  # nothing to append
+    assert hx.open_store(p).sizes["date"] == 30
+
+
+def test_update_refuses_truncation_keeps_date_chunks_and_cleans_up(panel, tmp_path):
+    p = tmp_path / "s.zarr"
+    ds = panel.assign(regime=("date", np.arange(30, dtype=np.int8)))
+    hx.to_store(ds.isel(date=slice(0, 20)), p, chunks={"date": 10})
+    with pytest.raises(hx.ValidationError, match="regime"):
+        hx.to_store(
+            xr.Dataset({"regime": ("date", np.linspace(0, 1, 20))}, coords={"date": ds.date[:20]}),
+            p,
+            mode="update",
+        )
+
+    # a failed addition on a new dim leaves neither the variable nor the new coordinate
+    def boom(block, block_info=None):
+        if block_info[0]["chunk-location"][0] == 2:
+            raise RuntimeError("poisoned chunk")
+        return block
+
+    w = xr.DataArray(da.ones(4, chunks=1).map_blocks(boom, dtype=float), dims="k")
+    with pytest.raises(RuntimeError, match="poisoned"):
+        hx.to_store(xr.Dataset({"w": w}, coords={"k": list("abcd")}), p, mode="update")
+    assert "k" not in hx.open_store(p).variables
+    # an added variable takes the stored date chunk, so later appends still work
+    extra = xr.Dataset(
+        {"foo": (("date", "asset"), np.ones((20, 40)))}, coords=ds.isel(date=slice(0, 20)).coords
+    )
+    hx.to_store(extra, p, mode="update", chunks={"date": 7})
+    more = ds.isel(date=slice(20, None)).assign(foo=(("date", "asset"), np.ones((10, 40))))
+    hx.to_store(more, p, mode="append")
+    assert hx.open_store(p).sizes["date"] == 30
+
+
+def test_empty_panel_and_consolidated_groups(panel, tmp_path):
+    p = tmp_path / "e.zarr"
+    hx.to_store(panel.isel(date=slice(0, 0)), p)
+    assert hx.open_store(p).sizes["date"] == 0
+    hx.to_store(panel, p, mode="append")  # onto an empty store
+    assert hx.open_store(p).load().identical(panel)
+    q = tmp_path / "c.zarr"
+    hx.to_store(panel, q, consolidated=True)
+    hx.to_store(panel, q, group="g")  # no flag: the consolidated root is kept up to date
+    hx.to_store(panel.isel(date=slice(0, 5)), q, group="h")
+    assert store_groups(q) == ["g", "h"]
+    assert hx.open_store(q, group="h").sizes["date"] == 5
+    hx.to_store(panel.isel(date=slice(0, 10)), q, group="g", mode="w")
+    assert hx.open_store(q, group="g").load().identical(panel.isel(date=slice(0, 10)))
