@@ -187,7 +187,7 @@ def to_store(
         Sub-group to write (e.g. ``"ff5_W"``); the root by default. It may not
         be named like a stored variable.
     chunks : mapping dim -> size, optional
-        Zarr chunking; default :func:`default_chunks` (date only). Variables
+        Zarr chunking (-1: the whole dim); default :func:`default_chunks` (date only). Variables
         added by ``"update"`` keep the stored ``date`` chunk (so appends stay aligned).
     consolidated : bool
         Opt in to consolidated metadata (not part of the Zarr v3 spec). A store
@@ -203,6 +203,8 @@ def to_store(
     check_coords(ds, "the Dataset to store")
     ds = validate(ds, [], optional=[v for v in VARIABLES if v in ds.variables])
     ds = _prepare(ds)
+    if chunks is not None:  # -1 or None: the whole dim, as in Dask
+        chunks = {d: ds.sizes.get(d, 1) if c in (-1, None) else c for d, c in chunks.items()}
     if path.exists() and (group is not None or mode in ("append", "update")):
         consolidated = consolidated or _is_consolidated(path)  # keep it fresh
     if mode in ("w-", "w"):
@@ -455,6 +457,8 @@ def open_store(
         If the group's last write did not finish.
     """
     path = _existing(path)
+    if not _is_store(path):
+        raise ValidationError("path", f"{str(path)!r} is not a Zarr store", "check the path")
     try:
         grp = zarr.open_group(str(path), path=group or "", mode="r")
     except (FileNotFoundError, zarr.errors.GroupNotFoundError, KeyError) as err:

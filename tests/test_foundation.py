@@ -388,8 +388,11 @@ def test_group_names_never_clobber_variables_or_groups(panel, tmp_path):
     with pytest.raises(hx.ValidationError, match="not a Zarr store"):
         hx.to_store(panel, other, mode="w")
     assert (other / "keep.txt").exists()
-    with pytest.raises(hx.ValidationError, match="not a Zarr store"):
-        store_groups(other / "keep.txt")
+    for fn in (store_groups, hx.open_store):
+        with pytest.raises(hx.ValidationError, match="not a Zarr store"):
+            fn(other)
+    hx.to_store(panel, tmp_path / "whole.zarr", chunks={"date": -1})  # Dask's "whole dim"
+    assert hx.open_store(tmp_path / "whole.zarr").returns.chunks[0] == (30,)
 
 
 def test_append_keeps_attrs_and_rolls_back_date_coordinates(panel, tmp_path):
