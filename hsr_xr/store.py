@@ -56,14 +56,15 @@ def default_chunks(ds: xr.Dataset, target_bytes: int = _CHUNK_TARGET_BYTES) -> d
 
     All other dims stay whole (cross-sectional steps need ``asset`` whole).
     """
-    if "date" not in ds.dims or ds.sizes["date"] == 0:
+    if "date" not in ds.dims:
         return {}
     per_date = max(
-        (v.dtype.itemsize * v.size // ds.sizes["date"] for v in ds.data_vars.values()
-         if "date" in v.dims),
+        (v.dtype.itemsize * int(np.prod([n for d, n in v.sizes.items() if d != "date"]))
+         for v in ds.data_vars.values() if "date" in v.dims),
         default=1,
     )  # fmt: skip
-    return {"date": int(np.clip(target_bytes // max(per_date, 1), 1, ds.sizes["date"]))}
+    size = target_bytes // max(per_date, 1)  # an empty date dim keeps it for later appends
+    return {"date": int(np.clip(size, 1, ds.sizes["date"] or size))}
 
 
 def _remove_tree(path: Path) -> None:
@@ -95,6 +96,8 @@ def _prepare(ds: xr.Dataset) -> xr.Dataset:
     for name, var in {**out.coords, **out.data_vars}.items():
         if var.dtype.kind == "U":
             out[name] = var.astype(object)
+        elif var.dtype.kind == "M" and var.dtype != np.dtype("datetime64[ns]"):
+            out[name] = var.astype("datetime64[ns]")  # the stored unit (see _encoding)
     out.attrs = _json_attrs(out.attrs, "ds")
     for name, var in out.variables.items():
         var.attrs = _json_attrs(var.attrs, str(name))
@@ -109,7 +112,10 @@ def _encoding(ds: xr.Dataset, chunks: Mapping[str, int]) -> dict[str, dict]:
             continue
         e: dict = {}
         if var.ndim:
-            e["chunks"] = tuple(int(min(chunks.get(d, s), s)) or 1 for d, s in var.sizes.items())
+            e["chunks"] = tuple(
+                int(min(chunks.get(d, s), s) if s else chunks.get(d, 1)) or 1
+                for d, s in var.sizes.items()
+            )
         if name == "date" or var.dtype.kind == "M":
             e.update(units="nanoseconds since 1970-01-01", dtype="int64")
         enc[name] = e
@@ -191,7 +197,8 @@ def to_store(
         added by ``"update"`` keep the stored ``date`` chunk (so appends stay aligned).
     consolidated : bool
         Opt in to consolidated metadata (not part of the Zarr v3 spec). A store
-        that has it keeps it up to date through every later write.
+        that has it keeps it up to date through later appends, updates and
+        group writes.
     progress : bool
         Show Dask's progress bar while writing.
 
@@ -200,6 +207,8 @@ def to_store(
     Path of the store.
     """
     path = Path(path)
+    if group is not None:
+        group = group.strip("/") or None  # "" and "/" are the root
     check_coords(ds, "the Dataset to store")
     ds = validate(ds, [], optional=[v for v in VARIABLES if v in ds.variables])
     ds = _prepare(ds)
@@ -365,6 +374,7 @@ def _append(ds, path, group, consolidated, progress) -> Path:
             shape = list(arr.shape)
             shape[axis] = n_old
             arr.resize(tuple(shape))
+        root.attrs.put(old.attrs)  # the stored attrs, not the appended ones
         _set_marker(path, group, True, consolidated)
         raise
     _set_marker(path, group, True, consolidated)
@@ -393,17 +403,30 @@ def _update(ds, path, group, chunks, consolidated, progress) -> Path:
             raise ValidationError(
                 n, f"has dims {ds[n].dims}, the store has {old[n].dims}", "transpose or rename"
             )
-        if not np.can_cast(ds[n].dtype, old[n].dtype, casting="same_kind"):
+        if not np.can_cast(ds[n].dtype, old[n].dtype, casting="safe"):
             raise ValidationError(
                 n,
-                f"has dtype {ds[n].dtype}, which the stored {old[n].dtype} would truncate",
-                "cast it first (.astype), or store it under a new name",
+                f"has dtype {ds[n].dtype}, which the stored {old[n].dtype} cannot hold exactly",
+                f"cast it first (.astype({str(old[n].dtype)!r})) if that is intended, or store "
+                "it under a new name",
             )
     chunks = dict(default_chunks(ds) if chunks is None else chunks)
     if "date" in root:  # added variables keep the stored date chunk: appends stay aligned
         chunks["date"] = root["date"].chunks[0]
     payload = ds.drop_vars([c for c in ds.coords if c in old.coords])
-    created = added + [c for c in payload.coords if c not in old.variables]
+    new_coords = [c for c in payload.coords if c not in old.variables]
+    for c in new_coords:
+        if c in root:
+            raise ValidationError(
+                c, f"already names a group in {str(path)!r}", "rename the coordinate or dim"
+            )
+        if any(c in payload[n].coords for n in replaced):
+            raise ValidationError(
+                c,
+                "is a new coordinate on a replaced variable",
+                "replace the variable without it, or add it as a variable of its own",
+            )
+    created = added + new_coords
     payload.attrs = {**old.attrs, **payload.attrs}  # writing replaces the group's attrs
     enc = {k: v for k, v in _encoding(payload, chunks).items() if k in added}
     for n in added + replaced:  # one Dask chunk per Zarr chunk (the stored one if replaced)
@@ -496,4 +519,6 @@ def store_groups(path: str | os.PathLike) -> list[str]:
     if not _is_store(path):
         raise ValidationError("path", f"{str(path)!r} is not a Zarr store", "check the path")
     root = zarr.open_group(str(path), mode="r")
-    return sorted(name for name, _ in root.groups())
+    # Dataset groups carry the format attribute; bare parents of nested groups do not
+    members = root.members(max_depth=None)
+    return sorted(n for n, g in members if isinstance(g, zarr.Group) and FORMAT in g.attrs)

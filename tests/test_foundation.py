@@ -404,8 +404,10 @@ def test_append_keeps_attrs_and_rolls_back_date_coordinates(panel, tmp_path):
     cap = tail.market_cap.copy()
     cap[-1, 0] = -1.0  # raises lazily, after some chunks were written
     with pytest.raises(hx.ValidationError):
-        hx.to_store(tail.assign(market_cap=cap).chunk(date=4), p, mode="append")
+        failing = tail.assign(market_cap=cap).chunk(date=4).assign_attrs(note="failed")
+        hx.to_store(failing, p, mode="append")
     back = hx.open_store(p).load()  # every date array truncated back, month included
+    assert back.attrs == {"title": "kept"}  # and the attrs
     assert back.identical(ds.isel(date=slice(0, 17)))
     tail.attrs = {"note": "new"}
     hx.to_store(tail, p, mode="append")
@@ -414,18 +416,31 @@ def test_append_keeps_attrs_and_rolls_back_date_coordinates(panel, tmp_path):
     assert full.load().drop_attrs().identical(ds.drop_attrs())
     hx.to_store(tail.isel(date=slice(0, 0)), p, mode="append")  # nothing to append
     assert hx.open_store(p).sizes["date"] == 30
+    # dates in another unit are stored as the store's nanoseconds, never as NaT
+    q = tmp_path / "units.zarr"
+    hx.to_store(panel.isel(date=slice(0, 10)), q)
+    secs = panel.isel(date=slice(10, None))
+    secs = secs.assign_coords(date=secs.indexes["date"].as_unit("s"))
+    hx.to_store(secs, q, mode="append")
+    np.testing.assert_array_equal(hx.open_store(q).date.values, panel.date.values)
 
 
 def test_update_refuses_truncation_keeps_date_chunks_and_cleans_up(panel, tmp_path):
     p = tmp_path / "s.zarr"
     ds = panel.assign(regime=("date", np.arange(30, dtype=np.int8)))
-    hx.to_store(ds.isel(date=slice(0, 20)), p, chunks={"date": 10})
-    with pytest.raises(hx.ValidationError, match="regime"):
-        hx.to_store(
-            xr.Dataset({"regime": ("date", np.linspace(0, 1, 20))}, coords={"date": ds.date[:20]}),
-            p,
-            mode="update",
-        )
+    hx.to_store(ds.isel(date=slice(0, 10)), p, chunks={"date": 5})
+    for values in (np.linspace(0, 1, 10), np.full(10, 300)):  # float, and int64 of 300
+        with pytest.raises(hx.ValidationError, match="regime"):
+            hx.to_store(
+                xr.Dataset({"regime": ("date", values)}, coords={"date": ds.date[:10]}),
+                p,
+                mode="update",
+            )
+    hx.to_store(panel.isel(date=slice(0, 3)), p, group="model")
+    with pytest.raises(hx.ValidationError, match="model"):  # a new dim named like a group
+        w = xr.Dataset({"w": ("model", np.ones(3))}, coords={"model": list("abc")})
+        hx.to_store(w, p, mode="update")
+    assert store_groups(p) == ["model"]
 
     # a failed addition on a new dim leaves neither the variable nor the new coordinate
     def boom(block, block_info=None):
@@ -439,11 +454,11 @@ def test_update_refuses_truncation_keeps_date_chunks_and_cleans_up(panel, tmp_pa
     assert "k" not in hx.open_store(p).variables
     # an added variable takes the stored date chunk, so later appends still work
     extra = xr.Dataset(
-        {"foo": (("date", "asset"), np.ones((20, 40)))}, coords=ds.isel(date=slice(0, 20)).coords
+        {"foo": (("date", "asset"), np.ones((10, 40)))}, coords=ds.isel(date=slice(0, 10)).coords
     )
     hx.to_store(extra, p, mode="update", chunks={"date": 7})
-    more = ds.isel(date=slice(20, None)).assign(foo=(("date", "asset"), np.ones((10, 40))))
-    hx.to_store(more, p, mode="append")
+    more = ds.isel(date=slice(10, None)).assign(foo=(("date", "asset"), np.ones((20, 40))))
+    hx.to_store(more, p, mode="append")  # 20 dates: four stored chunks' worth
     assert hx.open_store(p).sizes["date"] == 30
 
 
@@ -461,3 +476,26 @@ def test_empty_panel_and_consolidated_groups(panel, tmp_path):
     assert hx.open_store(q, group="h").sizes["date"] == 5
     hx.to_store(panel.isel(date=slice(0, 10)), q, group="g", mode="w")
     assert hx.open_store(q, group="g").load().identical(panel.isel(date=slice(0, 10)))
+
+
+def test_nested_groups_root_aliases_and_a_failed_final_rename(panel, tmp_path, monkeypatch):
+    p = tmp_path / "s.zarr"
+    hx.to_store(panel, p)
+    hx.to_store(panel.isel(date=slice(0, 4)), p, group="a/b")
+    assert store_groups(p) == ["a/b"]  # the bare parent "a" is no Dataset group
+    hx.to_store(panel.isel(date=slice(0, 6)), p, group="/", mode="w")  # "/" is the root
+    assert hx.open_store(p).sizes["date"] == 6
+    # the final rename of a replacing write fails: the previous store is put back
+    real = type(p).rename
+
+    def failing_rename(self, target):
+        if ".tmp-" in self.name:
+            raise OSError("disk gone")
+        return real(self, target)
+
+    monkeypatch.setattr(type(p), "rename", failing_rename)
+    with pytest.raises(OSError, match="disk gone"):
+        hx.to_store(panel, p, mode="w")
+    monkeypatch.undo()
+    assert hx.open_store(p).sizes["date"] == 6
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["s.zarr"]
