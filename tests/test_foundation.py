@@ -468,6 +468,7 @@ def test_empty_panel_and_consolidated_groups(panel, tmp_path):
     assert hx.open_store(p).sizes["date"] == 0
     hx.to_store(panel, p, mode="append")  # onto an empty store
     assert hx.open_store(p).load().identical(panel)
+    assert hx.open_store(p).returns.chunks[0] == (30,)  # not one chunk per date
     q = tmp_path / "c.zarr"
     hx.to_store(panel, q, consolidated=True)
     hx.to_store(panel, q, group="g")  # no flag: the consolidated root is kept up to date
