@@ -313,6 +313,10 @@ def _append(ds, path, group, consolidated, progress) -> Path:
     old = _stored_group(path, group)
     if "date" not in ds.dims:
         raise ValidationError("date", "the Dataset to append has no 'date' dim", "append dates")
+    if "date" not in old.dims:
+        raise ValidationError(
+            "date", "the stored group has no 'date' dim to append to", "use mode='update'"
+        )
     n_old = old.sizes["date"]
     if n_old and ds.sizes["date"] and ds.indexes["date"][0] <= old.indexes["date"][-1]:
         last = old.indexes["date"][-1]

@@ -414,6 +414,9 @@ def test_append_keeps_attrs_and_rolls_back_date_coordinates(panel, tmp_path):
     full = hx.open_store(p)
     assert full.attrs == {"title": "kept", "note": "new"}
     assert full.load().drop_attrs().identical(ds.drop_attrs())
+    hx.to_store(panel[["industry"]], tmp_path / "static.zarr")
+    with pytest.raises(hx.ValidationError, match="no 'date' dim"):
+        hx.to_store(panel[["returns"]], tmp_path / "static.zarr", mode="append")
     hx.to_store(tail.isel(date=slice(0, 0)), p, mode="append")  # nothing to append
     assert hx.open_store(p).sizes["date"] == 30
     # dates in another unit are stored as the store's nanoseconds, never as NaT
