@@ -289,6 +289,12 @@ def _write_fresh(ds, path, mode, group, chunks, consolidated, progress) -> Path:
         _set_marker(tmp, group, True, consolidated)
         old = None
         if path.exists():
+            if mode == "w-":  # another writer finished first: never replace its store
+                raise ValidationError(
+                    "path",
+                    f"store {str(path)!r} was created by someone else during this write",
+                    "pass mode='w' to replace it",
+                )
             old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
             path.rename(old)
         try:

@@ -503,3 +503,23 @@ def test_nested_groups_root_aliases_and_a_failed_final_rename(panel, tmp_path, m
     monkeypatch.undo()
     assert hx.open_store(p).sizes["date"] == 6
     assert sorted(x.name for x in tmp_path.iterdir()) == ["s.zarr"]
+
+
+def test_create_never_replaces_a_store_that_appeared_meanwhile(panel, tmp_path, monkeypatch):
+    import hsr_xr.store as store
+
+    p = tmp_path / "s.zarr"
+    real = store._write
+
+    def rival_finishes_first(ds, path, **kwargs):
+        real(ds, path, **kwargs)
+        if not p.exists():  # another process's store lands while ours is being written
+            real(panel.isel(date=slice(0, 3)), p, **{**kwargs, "mode": "w-"})
+            store._set_marker(p, None, True, False)
+
+    monkeypatch.setattr(store, "_write", rival_finishes_first)
+    with pytest.raises(hx.ValidationError, match="someone else"):
+        hx.to_store(panel, p)
+    monkeypatch.undo()
+    assert hx.open_store(p).sizes["date"] == 3  # the rival's store is intact
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["s.zarr"]
