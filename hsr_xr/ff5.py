@@ -15,7 +15,7 @@ import xarray as xr
 
 from .errors import ValidationError
 from .kernels.sorts import double_sort
-from .schema import check_aligned, check_core_unchunked, validate
+from .schema import check_aligned, check_core_unchunked, check_nonempty, validate
 
 SORTS: tuple[str, ...] = ("book_to_price", "profitability", "investment")
 PORTFOLIOS: tuple[str, ...] = ("SL", "SM", "SH", "BL", "BM", "BH")
@@ -304,6 +304,7 @@ def ff5_factors(
     for canon, actual in names.items():
         var = ds_v[actual]
         check_core_unchunked(var, "asset", actual)
+        check_nonempty(var, ("asset",), actual)
         arrays[canon] = var.transpose("date", "asset")
     ret = arrays["returns"]
     check_aligned({n: arrays[c] for c, n in names.items()}, ("date", "asset"))

@@ -23,6 +23,7 @@ from .schema import (
     check_aligned,
     check_coords,
     check_core_unchunked,
+    check_nonempty,
     industry_names,
     validate,
 )
@@ -388,6 +389,7 @@ def compute_loadings(
     ):
         for d in dims:
             check_core_unchunked(var, d, name)
+        check_nonempty(var, dims, name)
 
     descriptor_labels = [str(d) for d in desc.indexes["descriptor"]]
     if styles is None and "style" in ds.coords:

@@ -15,7 +15,14 @@ import xarray as xr
 from .errors import ValidationError
 from .exposures import factor_names
 from .kernels.regression import SE_KINDS, STATUS_MEANINGS, STATUS_OK, WEIGHT_KINDS, regress
-from .schema import check_aligned, check_coords, check_core_unchunked, industry_names, validate
+from .schema import (
+    check_aligned,
+    check_coords,
+    check_core_unchunked,
+    check_nonempty,
+    industry_names,
+    validate,
+)
 
 STATUS_ATTRS = {
     "flag_values": list(STATUS_MEANINGS),
@@ -70,7 +77,8 @@ def _input(ds: xr.Dataset, arg: str | xr.DataArray, canon: str) -> tuple[str, xr
     if isinstance(arg, xr.DataArray):
         name = str(arg.name) if arg.name is not None else canon
         check_coords(arg, name)
-        check_aligned({"ds": ds, name: arg}, ("date", "asset"))
+        dims = ("date", "asset") + (("style",) if "style" in arg.indexes else ())
+        check_aligned({"ds": ds, name: arg}, dims)
         return name, arg
     return arg, ds[arg] if arg in ds.variables else None
 
@@ -205,8 +213,12 @@ def factor_regression(
         args["specific_var"] = specific_var
     work = xr.Dataset(coords=ds.coords)
     names = {}
+    by_name = {a for a in args.values() if isinstance(a, str)}
     for canon, arg in args.items():
         name, var = _input(ds, arg, canon)
+        if isinstance(arg, xr.DataArray):
+            # keyed by its role: its own .name may be another input's (xr.ones_like(returns))
+            name = canon if canon not in by_name else f"{canon} (argument)"
         names[canon] = name
         if var is not None:
             work[name] = var
@@ -216,6 +228,7 @@ def factor_regression(
     load = variables["loadings"]
     for canon, var in variables.items():
         check_core_unchunked(var, "asset", names[canon])
+        check_nonempty(var, ("asset",), names[canon])
     check_core_unchunked(load, "style", names["loadings"])
     styles = [str(s) for s in load.indexes["style"]] if "style" in load.coords else None
     if styles is None:

@@ -17,7 +17,7 @@ import xarray as xr
 
 from .errors import ValidationError
 from .kernels.rolling import FACTOR_OUTPUTS, OUTPUTS, STDERR_OUTPUTS, WINDOW_TYPES, rolling_ols
-from .schema import check_aligned, check_coords, check_core_unchunked, check_dims
+from .schema import check_aligned, check_coords, check_core_unchunked, check_dims, check_nonempty
 
 _ATTRS: dict[str, dict[str, str]] = {
     "intercept": {"long_name": "regression intercept", "units": "fraction per date"},
@@ -228,6 +228,7 @@ def rolling_regression(
             )
         returns = returns - risk_free
     check_core_unchunked(returns, "date", "returns")
+    check_nonempty(returns, ("date",), "returns")
     if isinstance(fac.data, da.Array):
         fac = fac.chunk({"date": -1, "factor": -1})
 

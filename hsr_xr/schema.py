@@ -131,6 +131,8 @@ VARIABLES: dict[str, VarSpec] = dict(
 )
 
 POSITIVE = ("market_cap", "close", "adj_close")
+#: Return series checked for +-inf (NaN is the missing value; inf is bad input).
+FINITE = ("returns", "factor_returns", "specific_returns")
 
 
 def _dims_text(spec: VarSpec) -> str:
@@ -249,7 +251,8 @@ def validate(
     ------
     ValidationError
         On a missing variable, wrong dims or dtype, bad coordinates,
-        non-positive caps or prices, or industry codes outside the known list.
+        non-positive or infinite caps or prices, infinite returns, or industry
+        codes outside the known list.
     """
     if not isinstance(ds, xr.Dataset):
         raise ValidationError(
@@ -276,9 +279,13 @@ def validate(
             var = _check_values(
                 var,
                 actual,
-                lambda x: x <= 0,
-                "has zero or negative values",
+                lambda x: (x <= 0) | np.isinf(x),
+                "has zero, negative or infinite values",
                 "set unknown or invalid values to NaN",
+            )
+        if canon in FINITE and var.dtype.kind == "f":
+            var = _check_values(
+                var, actual, np.isinf, "has infinite values", "set them to NaN (missing)"
             )
         if canon == "industry":
             n = len(industry_names(var))
@@ -311,6 +318,15 @@ def check_aligned(objs: Mapping[str, xr.DataArray | xr.Dataset], dims: Iterable[
                     f"{dim} coordinate differs from that of {ref_name!r}",
                     f"align first, e.g. xr.align(a, b, join='inner') or .reindex({dim}=...)",
                 )
+
+
+def check_nonempty(var: xr.DataArray, dims: Iterable[str], name: str) -> None:
+    """Raise if one of ``dims`` of ``var`` has length 0 (a kernel needs at least one)."""
+    for dim in dims:
+        if var.sizes.get(dim, 1) == 0:
+            raise ValidationError(
+                name, f"has no {dim} (length 0)", f"select a non-empty {dim} range"
+            )
 
 
 def check_core_unchunked(var: xr.DataArray, dim: str, name: str) -> None:

@@ -57,9 +57,9 @@ def test_duplicate_assets(small):
 def test_non_positive_caps(small):
     cap = small.market_cap.copy()
     cap[3, 4] = -1.0
-    _raises(small.assign(market_cap=cap), "market_cap.*zero or negative")
+    _raises(small.assign(market_cap=cap), "market_cap.*zero, negative or infinite")
     cap[3, 4] = 0.0
-    _raises(small.assign(market_cap=cap), "market_cap.*zero or negative")
+    _raises(small.assign(market_cap=cap), "market_cap.*zero, negative or infinite")
 
 
 def test_unknown_industry_codes(small):

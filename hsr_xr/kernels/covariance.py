@@ -96,6 +96,8 @@ def _lagged(z: np.ndarray, lag: int, axis: int) -> np.ndarray:
     if lag == 0:
         return z
     out = np.zeros_like(z)
+    if lag >= z.shape[axis]:  # no pair that far apart: all zero
+        return out
     src = [slice(None)] * z.ndim
     dst = [slice(None)] * z.ndim
     src[axis] = slice(0, z.shape[axis] - lag)
