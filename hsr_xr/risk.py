@@ -37,6 +37,7 @@ construction.
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import dask.array as da
@@ -128,10 +129,64 @@ _OPTIONAL_HALFLIVES = ("vra_halflife", "specific_vra_halflife")
 _COUNTS = ("vol_lags", "corr_lags", "specific_lags")
 _POSITIVE_INTS = ("min_periods", "specific_min_periods", "eigen_sims", "eigen_window")
 _POSITIVE_INTS += ("eigen_stride", "structural_window")
+_FLAGS = ("eigen", "regime", "specific_fill", "structural")
+
+
+def _number(v: Any) -> bool:
+    """A real number (Python or NumPy), not a bool."""
+    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+
+
+def _finite(v: Any) -> bool:
+    return _number(v) and bool(np.isfinite(v))
+
+
+def _integer(v: Any) -> bool:
+    """An integer (Python or NumPy), not a bool."""
+    return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+
+
+def _halflife(v: Any) -> bool:
+    """A positive half-life in dates; ``inf`` means equal weights."""
+    return _number(v) and v > 0
+
+
+#: (options, test, what a valid value is)
+_RULES: list[tuple[tuple[str, ...], Any, str]] = [
+    (_HALFLIVES, _halflife, "a positive number of dates (inf: equal weights)"),
+    (
+        _OPTIONAL_HALFLIVES,
+        lambda v: v is None or _halflife(v),
+        "None or a positive number of dates",
+    ),
+    (_COUNTS, lambda v: _integer(v) and v >= 0, "an integer >= 0"),
+    (_POSITIVE_INTS, lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    (_FLAGS, lambda v: isinstance(v, (bool, np.bool_)), "True or False"),
+    (("horizon",), lambda v: _finite(v) and v > 0, "a positive finite number of dates"),
+    (("eigen_scale",), lambda v: _finite(v) and v >= 0, "a finite number >= 0"),
+    (("eigen_seed",), lambda v: _integer(v) and v >= 0, "an integer >= 0"),
+    (("specific_floor",), lambda v: _finite(v) and v > 0, "a finite variance > 0"),
+    (("specific_clip",), lambda v: v is None or (_number(v) and 0 < v <= 1), "None or in (0, 1]"),
+    (("specific_shrink",), lambda v: _number(v) and 0 <= v <= 1, "in [0, 1]"),
+    (("bayesian_q",), lambda v: v is None or (_finite(v) and v >= 0), "None or finite >= 0"),
+    (
+        ("regime_halflives",),
+        lambda v: (
+            isinstance(v, (tuple, list, np.ndarray))
+            and len(v) == 2
+            and all(_halflife(h) for h in v)
+        ),
+        "a pair (short, long) of positive half-lives",
+    ),
+]
 
 
 def resolve_options(preset: str | None, overrides: dict[str, Any]) -> dict[str, Any]:
-    """The full option set of ``preset`` with ``overrides`` applied, validated."""
+    """The full option set of ``preset`` with ``overrides`` applied, validated.
+
+    Numbers must be real (bools are refused), counts integers and switches
+    bools, so that a typo such as ``eigen="no"`` is an error, not a truthy switch.
+    """
     if preset is not None and preset not in PRESETS:
         raise ValidationError(
             "preset", f"unknown preset {preset!r}", f"use one of {sorted(PRESETS)} or None"
@@ -142,33 +197,12 @@ def resolve_options(preset: str | None, overrides: dict[str, Any]) -> dict[str, 
             unknown[0], "is not a risk_model option", f"use one of {sorted(DEFAULTS)}"
         )
     opts = {**DEFAULTS, **(PRESETS[preset] if preset else {}), **overrides}
-
-    def bad(name: str, what: str) -> ValidationError:
-        return ValidationError(name, f"must be {what}, got {opts[name]!r}", f"pass a valid {name}")
-
-    for name in _HALFLIVES:
-        if not (isinstance(opts[name], (int, float)) and opts[name] > 0):
-            raise bad(name, "a positive number of dates")
-    for name in _OPTIONAL_HALFLIVES:
-        if opts[name] is not None and not (isinstance(opts[name], (int, float)) and opts[name] > 0):
-            raise bad(name, "None or a positive number of dates")
-    for name in _COUNTS:
-        if not (isinstance(opts[name], (int, np.integer)) and opts[name] >= 0):
-            raise bad(name, "a non-negative integer")
-    for name in _POSITIVE_INTS:
-        if not (isinstance(opts[name], (int, np.integer)) and opts[name] >= 1):
-            raise bad(name, "a positive integer")
-    if not (isinstance(opts["horizon"], (int, float)) and opts["horizon"] > 0):
-        raise bad("horizon", "a positive number of dates")
-    if opts["specific_clip"] is not None and not 0 < opts["specific_clip"] <= 1:
-        raise bad("specific_clip", "None or a quantile in (0, 1]")
-    if not 0 <= opts["specific_shrink"] <= 1:
-        raise bad("specific_shrink", "in [0, 1]")
-    if opts["bayesian_q"] is not None and not opts["bayesian_q"] >= 0:
-        raise bad("bayesian_q", "None or >= 0")
-    hl = opts["regime_halflives"]
-    if not (len(hl) == 2 and all(isinstance(h, (int, float)) and h > 0 for h in hl)):
-        raise bad("regime_halflives", "a pair (short, long) of positive half-lives")
+    for names, test, what in _RULES:
+        for name in names:
+            if not test(opts[name]):
+                raise ValidationError(
+                    name, f"must be {what}, got {opts[name]!r}", f"pass {name} as {what}"
+                )
     return opts
 
 

@@ -15,6 +15,7 @@ import hsr_xr as hx
 from hsr_xr.errors import ValidationError
 from hsr_xr.kernels import covariance as kcov
 from hsr_xr.kernels import specific as kspec
+from hsr_xr.risk import resolve_options
 
 # ------------------------------------------------------------------ helpers / references
 
@@ -460,6 +461,48 @@ def test_validation_errors(market):
     proxy = market.factor_returns.isel(factor=0, date=slice(1, None), drop=True)
     with pytest.raises(ValidationError, match="regime_proxy"):
         hx.risk_model(market, "seed", regime_proxy=proxy)
+
+
+BAD_OPTIONS = [
+    {"eigen": "no"},  # truthy string, not a switch
+    {"regime": 1},
+    {"eigen_scale": -0.5},
+    {"eigen_seed": "x"},
+    {"specific_floor": float("nan")},
+    {"specific_floor": 0.0},
+    {"horizon": float("inf")},
+    {"bayesian_q": float("inf")},
+    {"vol_halflife": float("nan")},
+    {"vol_lags": True},  # bools are not counts
+    {"min_periods": 5.5},
+    {"specific_clip": 1.5},
+    {"specific_shrink": "0.1"},
+    {"regime_halflives": 5},
+    {"regime_halflives": (21.0, -1.0)},
+]
+
+
+@pytest.mark.parametrize(
+    "override", BAD_OPTIONS, ids=lambda o: f"{next(iter(o))}={next(iter(o.values()))!r}"
+)
+def test_bad_option_values(override):
+    name = next(iter(override))
+    with pytest.raises(ValidationError, match=name) as info:
+        resolve_options("seed", override)
+    assert info.value.variable == name
+
+
+def test_numpy_option_values_accepted():
+    opts = resolve_options(
+        "use4s",
+        {
+            "vol_halflife": np.float32(30.0),
+            "vol_lags": np.int64(2),
+            "eigen": np.bool_(False),
+            "regime_halflives": np.array([10.0, 20.0]),
+        },
+    )
+    assert opts["vol_halflife"] == 30.0 and opts["vol_lags"] == 2 and not opts["eigen"]
 
 
 def test_renamed_variables(market):
