@@ -35,7 +35,14 @@ import xarray as xr
 from .errors import ValidationError
 from .exposures import factor_names
 from .kernels import analytics as K
-from .schema import check_aligned, check_coords, check_core_unchunked, industry_names, validate
+from .schema import (
+    check_aligned,
+    check_coords,
+    check_core_unchunked,
+    industry_names,
+    select_dates,
+    validate,
+)
 
 WEIGHT_DIMS = ("portfolio", "date", "asset")
 
@@ -120,12 +127,6 @@ def _check_weights(weights: xr.DataArray, name: str, ref: xr.DataArray) -> xr.Da
     return weights.astype(float)
 
 
-def _select(obj, date):
-    if date is None or "date" not in obj.dims:
-        return obj
-    return obj.sel(date=date)
-
-
 # ----------------------------------------------------------------------------- variance explained
 
 
@@ -164,7 +165,7 @@ def variance_explained(
         ds, loadings=loadings, industry=industry, factor_cov=factor_cov,
         specific_var=specific_var, fill_exposures=fill_exposures,
     )  # fmt: skip
-    S, codes, F, D = (_select(x, date) for x in (S, codes, F, D))
+    S, codes, F, D = (select_dates(x, date) for x in (S, codes, F, D))
     fvar = xr.apply_ufunc(
         K.asset_factor_variance,
         S,
@@ -239,7 +240,7 @@ def portfolio_risk(
     if benchmark is not None:
         b = _check_weights(benchmark, "benchmark", S)
         w = w.fillna(0.0) - b.fillna(0.0)
-    S, codes, F, D, w = (_select(x, date) for x in (S, codes, F, D, w))
+    S, codes, F, D, w = (select_dates(x, date) for x in (S, codes, F, D, w))
     return _risk(w, S, codes, F, D, active=benchmark is not None)
 
 
@@ -390,7 +391,7 @@ def realized_vol(
             "realized_vol": vol.assign_attrs(units="fraction", window=window, forward=int(forward)),
         }
     )
-    return _select(out, date)
+    return select_dates(out, date)
 
 
 def _dask(*objs) -> bool:
@@ -506,7 +507,7 @@ def bias_statistics(
         blocks = blocks.coarsen(date=horizon).construct(date=("block", "step"))
         pr = blocks.sum("step", skipna=False).rename(block="date").assign_coords(date=starts)
         sigma = sigma.isel(date=slice(0, n_blocks * horizon, horizon)) * np.sqrt(horizon)
-    pr, sigma = _select(pr, date), _select(sigma, date)
+    pr, sigma = select_dates(pr, date), select_dates(sigma, date)
     if _dask(pr, sigma):
         pr, sigma = pr.chunk({"date": -1}), sigma.chunk({"date": -1})
     pr, sigma = pr.transpose(..., "date"), sigma.transpose(..., "date")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .schema import industry_names, validate
+from .schema import industry_names, select_dates, validate
 
 
 def factor_names(styles: list[str], industries: list[str]) -> list[str]:
@@ -34,8 +34,7 @@ def exposures(
     Lazy if the inputs are Dask-backed.
     """
     ds = validate(ds, [loadings, industry])
-    if date is not None:
-        ds = ds.sel(date=date)
+    ds = select_dates(ds, date)
     X_s = ds[loadings]
     if fill_exposures is not None:
         X_s = X_s.fillna(fill_exposures)

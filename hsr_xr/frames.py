@@ -36,7 +36,8 @@ def from_long_frame(
     Raises
     ------
     ValidationError
-        On missing columns, unparseable dates, or duplicate (date, asset, name) rows.
+        On missing columns, unparseable or missing dates, non-numeric values, or
+        duplicate (date, asset, name) rows.
     """
     for col in (date, asset, name, value):
         if col not in df.columns:
@@ -48,6 +49,16 @@ def from_long_frame(
         dates = pd.to_datetime(df[date].to_numpy())
     except (ValueError, TypeError) as err:
         raise ValidationError(date, "values are not dates", "parse them first") from err
+    if dates.isna().any():
+        raise ValidationError(
+            date, f"has {int(dates.isna().sum())} missing dates", "drop or fill those rows"
+        )
+    try:
+        values = df[value].to_numpy(dtype=float)
+    except (ValueError, TypeError) as err:
+        raise ValidationError(
+            value, "values are not numbers", "convert them with pd.to_numeric"
+        ) from err
     d_codes, d_uniq = pd.factorize(dates, sort=True)
     a_codes, a_uniq = pd.factorize(df[asset].astype(str).to_numpy(), sort=True)
     n_codes, n_uniq = pd.factorize(df[name].astype(str).to_numpy(), sort=False)
@@ -65,7 +76,7 @@ def from_long_frame(
             "drop duplicates (df.drop_duplicates([date, asset, name], keep='last'))",
         )
     cube_arr = np.full((T, N, K), np.nan)
-    cube_arr.reshape(-1)[flat] = df[value].to_numpy(dtype=float)
+    cube_arr.reshape(-1)[flat] = values
     coords = {"date": d_uniq.values.astype("datetime64[ns]"), "asset": _labels(a_uniq)}
     own = [k for k, n in enumerate(n_uniq) if VARIABLES.get(n) and VARIABLES[n].dims[0] == (
         "date", "asset")]  # fmt: skip

@@ -21,6 +21,8 @@ from .schema import (
     check_core_unchunked,
     check_nonempty,
     industry_names,
+    is_integer,
+    is_number,
     validate,
 )
 
@@ -192,8 +194,16 @@ def factor_regression(
         raise ValidationError(
             "residuals", f"unknown kind {residuals!r}", "use 'raw' or 'winsorized'"
         )
-    if winsorize is not None and not 0 <= winsorize < 0.5:
+    if winsorize is not None and not (is_number(winsorize) and 0 <= winsorize < 0.5):
         raise ValidationError("winsorize", f"{winsorize!r} is not in [0, 0.5)", "use e.g. 0.01")
+    if fill_exposures is not None and not is_number(fill_exposures, finite=True):
+        raise ValidationError(
+            "fill_exposures", f"got {fill_exposures!r}", "pass a finite number, or None"
+        )
+    if not (is_integer(min_dof) and min_dof >= 0):
+        raise ValidationError("min_dof", f"got {min_dof!r}", "pass an integer >= 0")
+    if not (is_number(max_cond) and max_cond >= 1):
+        raise ValidationError("max_cond", f"got {max_cond!r}", "pass a number >= 1 (inf: no limit)")
     if not isinstance(ds, xr.Dataset):
         raise ValidationError(
             "ds", f"expected a Dataset, got {type(ds).__name__}", "pass a Dataset"

@@ -37,7 +37,6 @@ construction.
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import dask.array as da
@@ -47,7 +46,15 @@ import xarray as xr
 from .errors import ValidationError
 from .kernels import covariance as kcov
 from .kernels import specific as kspec
-from .schema import check_aligned, check_coords, check_core_unchunked, industry_names, validate
+from .schema import (
+    check_aligned,
+    check_coords,
+    check_core_unchunked,
+    industry_names,
+    is_integer,
+    is_number,
+    validate,
+)
 
 #: Options with their neutral values (``preset=None``): plain EWMA, no adjustments.
 DEFAULTS: dict[str, Any] = {
@@ -132,23 +139,9 @@ _POSITIVE_INTS += ("eigen_stride", "structural_window")
 _FLAGS = ("eigen", "regime", "specific_fill", "structural")
 
 
-def _number(v: Any) -> bool:
-    """A real number (Python or NumPy), not a bool."""
-    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
-
-
-def _finite(v: Any) -> bool:
-    return _number(v) and bool(np.isfinite(v))
-
-
-def _integer(v: Any) -> bool:
-    """An integer (Python or NumPy), not a bool."""
-    return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
-
-
 def _halflife(v: Any) -> bool:
     """A positive half-life in dates; ``inf`` means equal weights."""
-    return _number(v) and v > 0
+    return is_number(v) and v > 0
 
 
 #: (options, test, what a valid value is)
@@ -159,16 +152,24 @@ _RULES: list[tuple[tuple[str, ...], Any, str]] = [
         lambda v: v is None or _halflife(v),
         "None or a positive number of dates",
     ),
-    (_COUNTS, lambda v: _integer(v) and v >= 0, "an integer >= 0"),
-    (_POSITIVE_INTS, lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    (_COUNTS, lambda v: is_integer(v) and v >= 0, "an integer >= 0"),
+    (_POSITIVE_INTS, lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
     (_FLAGS, lambda v: isinstance(v, (bool, np.bool_)), "True or False"),
-    (("horizon",), lambda v: _finite(v) and v > 0, "a positive finite number of dates"),
-    (("eigen_scale",), lambda v: _finite(v) and v >= 0, "a finite number >= 0"),
-    (("eigen_seed",), lambda v: _integer(v) and v >= 0, "an integer >= 0"),
-    (("specific_floor",), lambda v: _finite(v) and v > 0, "a finite variance > 0"),
-    (("specific_clip",), lambda v: v is None or (_number(v) and 0 < v <= 1), "None or in (0, 1]"),
-    (("specific_shrink",), lambda v: _number(v) and 0 <= v <= 1, "in [0, 1]"),
-    (("bayesian_q",), lambda v: v is None or (_finite(v) and v >= 0), "None or finite >= 0"),
+    (
+        ("horizon",),
+        lambda v: is_number(v, finite=True) and v > 0,
+        "a positive finite number of dates",
+    ),
+    (("eigen_scale",), lambda v: is_number(v, finite=True) and v >= 0, "a finite number >= 0"),
+    (("eigen_seed",), lambda v: is_integer(v) and v >= 0, "an integer >= 0"),
+    (("specific_floor",), lambda v: is_number(v, finite=True) and v > 0, "a finite variance > 0"),
+    (("specific_clip",), lambda v: v is None or (is_number(v) and 0 < v <= 1), "None or in (0, 1]"),
+    (("specific_shrink",), lambda v: is_number(v) and 0 <= v <= 1, "in [0, 1]"),
+    (
+        ("bayesian_q",),
+        lambda v: v is None or (is_number(v, finite=True) and v >= 0),
+        "None or finite >= 0",
+    ),
     (
         ("regime_halflives",),
         lambda v: (

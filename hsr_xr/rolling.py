@@ -17,7 +17,15 @@ import xarray as xr
 
 from .errors import ValidationError
 from .kernels.rolling import FACTOR_OUTPUTS, OUTPUTS, STDERR_OUTPUTS, WINDOW_TYPES, rolling_ols
-from .schema import check_aligned, check_coords, check_core_unchunked, check_dims, check_nonempty
+from .schema import (
+    check_aligned,
+    check_coords,
+    check_core_unchunked,
+    check_dims,
+    check_nonempty,
+    is_integer,
+    is_number,
+)
 
 _ATTRS: dict[str, dict[str, str]] = {
     "intercept": {"long_name": "regression intercept", "units": "fraction per date"},
@@ -47,6 +55,15 @@ def _factor_array(
     factors: xr.DataArray | xr.Dataset, factor_names: Sequence[str] | None
 ) -> xr.DataArray:
     """Factors as a (date, factor) DataArray."""
+    if factor_names is not None:
+        if isinstance(factor_names, str):
+            raise ValidationError(
+                "factor_names", f"got the string {factor_names!r}", "pass a list, e.g. ['MKT']"
+            )
+        factor_names = list(factor_names)
+        dups = sorted({str(n) for n in factor_names if factor_names.count(n) > 1})
+        if dups:
+            raise ValidationError("factor_names", f"repeats {dups}", "name each factor once")
     if isinstance(factors, xr.Dataset):
         check_coords(factors, "factors")
         if factor_names is None:
@@ -198,7 +215,7 @@ def rolling_regression(
         raise ValidationError(
             "window_type", f"got {window_type!r}", f"use one of {list(WINDOW_TYPES)}"
         )
-    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
+    if not is_integer(window) or window < 1:
         raise ValidationError("window", f"got {window!r}", "pass a positive integer")
     n_par = fac.sizes["factor"] + int(add_intercept)
     if window < n_par:
@@ -209,6 +226,8 @@ def rolling_regression(
         )
     if min_obs is None:
         min_obs = window if window_type == "observations" else n_par
+    if not is_integer(min_obs):
+        raise ValidationError("min_obs", f"got {min_obs!r}", "pass an integer")
     if not n_par <= min_obs <= window:
         raise ValidationError(
             "min_obs",
@@ -221,10 +240,15 @@ def rolling_regression(
                 raise ValidationError(
                     "risk_free", f"has dims {risk_free.dims}, expected ('date',)", "pass a series"
                 )
+            if risk_free.dtype.kind not in "fiu":
+                raise ValidationError(
+                    "risk_free", f"has dtype {risk_free.dtype}", "pass numeric returns"
+                )
+            check_coords(risk_free, "risk_free")
             check_aligned({"returns": returns, "risk_free": risk_free}, ["date"])
-        elif not np.isscalar(risk_free):
+        elif not is_number(risk_free, finite=True):
             raise ValidationError(
-                "risk_free", f"got {type(risk_free).__name__}", "pass a float or a date series"
+                "risk_free", f"got {risk_free!r}", "pass a finite float or a date series"
             )
         returns = returns - risk_free
     check_core_unchunked(returns, "date", "returns")

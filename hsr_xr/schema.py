@@ -8,8 +8,10 @@ attached lazily to Dask-backed data, so that building a graph never computes.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import dask.array as da
 import numpy as np
@@ -133,6 +135,8 @@ VARIABLES: dict[str, VarSpec] = dict(
 POSITIVE = ("market_cap", "close", "adj_close")
 #: Return series checked for +-inf (NaN is the missing value; inf is bad input).
 FINITE = ("returns", "factor_returns", "specific_returns")
+#: Variances: NaN is missing; negative or infinite values are bad input.
+NONNEGATIVE = ("specific_var",)
 
 
 def _dims_text(spec: VarSpec) -> str:
@@ -283,6 +287,14 @@ def validate(
                 "has zero, negative or infinite values",
                 "set unknown or invalid values to NaN",
             )
+        if canon in NONNEGATIVE:
+            var = _check_values(
+                var,
+                actual,
+                lambda x: (x < 0) | np.isinf(x),
+                "has negative or infinite variances",
+                "set unknown variances to NaN (risk_model forecasts are > 0)",
+            )
         if canon in FINITE and var.dtype.kind == "f":
             var = _check_values(
                 var, actual, np.isinf, "has infinite values", "set them to NaN (missing)"
@@ -320,6 +332,17 @@ def check_aligned(objs: Mapping[str, xr.DataArray | xr.Dataset], dims: Iterable[
                 )
 
 
+def is_number(v: Any, finite: bool = False) -> bool:
+    """A real number (Python or NumPy, not a bool); finite if ``finite``."""
+    ok = isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+    return ok and (not finite or bool(np.isfinite(v)))
+
+
+def is_integer(v: Any) -> bool:
+    """An integer (Python or NumPy), not a bool."""
+    return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+
+
 def check_nonempty(var: xr.DataArray, dims: Iterable[str], name: str) -> None:
     """Raise if one of ``dims`` of ``var`` has length 0 (a kernel needs at least one)."""
     for dim in dims:
@@ -327,6 +350,26 @@ def check_nonempty(var: xr.DataArray, dims: Iterable[str], name: str) -> None:
             raise ValidationError(
                 name, f"has no {dim} (length 0)", f"select a non-empty {dim} range"
             )
+
+
+def select_dates(obj: xr.DataArray | xr.Dataset, date: Any) -> xr.DataArray | xr.Dataset:
+    """``obj.sel(date=date)`` (unchanged if ``date`` is None or ``obj`` has no date dim).
+
+    A label that is not in ``obj``'s dates raises a :class:`ValidationError` naming
+    the date range, instead of a bare ``KeyError``.
+    """
+    if date is None or "date" not in obj.dims:
+        return obj
+    try:
+        return obj.sel(date=date)
+    except KeyError as err:
+        index = obj.indexes["date"]
+        span = f"{index[0]} .. {index[-1]}" if len(index) else "no dates"
+        raise ValidationError(
+            "date",
+            f"{date!r} is not one of the panel's dates ({span}, {len(index)} dates)",
+            "pick labels from ds.date, or pass a slice",
+        ) from err
 
 
 def check_core_unchunked(var: xr.DataArray, dim: str, name: str) -> None:

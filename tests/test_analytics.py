@@ -400,6 +400,17 @@ def test_bad_input_raises_validation_error():
         hx.bias_statistics(ds, w, window=1)
     with pytest.raises(hx.ValidationError, match="sets"):
         hx.portfolio_sets(ds, sets=["cap", "momentum"])
+    # a date that is not in the panel, and negative or infinite variances
+    with pytest.raises(hx.ValidationError, match="date.*1999-01-04.*not one of"):
+        hx.portfolio_risk(ds, w, date="1999-01-04")
+    with pytest.raises(hx.ValidationError, match="date"):
+        hx.exposures(ds, "1999-01-04")
+    with pytest.raises(hx.ValidationError, match="date"):
+        hx.variance_explained(ds, date=["1999-01-04"])
+    for value in (-1e-4, np.inf):
+        bad = ds.assign(specific_var=ds.specific_var.where(ds.asset != ds.asset[3], value))
+        with pytest.raises(hx.ValidationError, match="specific_var.*negative or infinite"):
+            hx.portfolio_risk(bad, w)
 
 
 # ----------------------------------------------------------------------------- calibration

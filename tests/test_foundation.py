@@ -299,6 +299,12 @@ def test_from_long_frame_matches_pivot(small):
         hx.from_long_frame(pd.concat([df, df.iloc[:1]]), asset="instrument")
     with pytest.raises(hx.ValidationError, match="column missing"):
         hx.from_long_frame(df)
+    no_date = df.assign(date=df["date"].where(np.arange(len(df)) != 3))  # one NaT date
+    with pytest.raises(hx.ValidationError, match="date.*1 missing"):
+        hx.from_long_frame(no_date, asset="instrument")
+    text = df.assign(val=df["val"].astype(object).where(np.arange(len(df)) != 3, "n/a"))
+    with pytest.raises(hx.ValidationError, match="val.*not numbers"):
+        hx.from_long_frame(text, asset="instrument")
 
 
 def test_from_wide_frames(small):

@@ -465,6 +465,29 @@ def test_bad_input_raises_validation_error():
         hx.factor_regression(ds.assign_coords(factor=["a", "b"]))
 
 
+@pytest.mark.parametrize(
+    "option",
+    [
+        {"winsorize": "0.01"},
+        {"winsorize": 0.5},
+        {"fill_exposures": np.nan},
+        {"fill_exposures": "0"},
+        {"min_dof": -1},
+        {"min_dof": 2.5},
+        {"min_dof": True},
+        {"max_cond": 0.5},
+        {"max_cond": np.nan},
+    ],
+    ids=repr,
+)
+def test_bad_options_raise_validation_error(option):
+    ds = make_panel(n_dates=4, seed=9)
+    name = next(iter(option))
+    with pytest.raises(ValidationError, match=name) as info:
+        hx.factor_regression(ds, **option)
+    assert info.value.variable == name
+
+
 @settings(max_examples=15, deadline=None)
 @given(
     seed=st.integers(0, 10_000),

@@ -335,10 +335,17 @@ def _bad_calls():
         ("min_obs", dict(returns=returns, factors=factors, window=20, min_obs=21)),
         ("risk_free", dict(returns=returns, factors=factors, risk_free=rf_bad)),
         ("risk_free", dict(returns=returns, factors=factors, risk_free=[0.0])),
+        ("risk_free", dict(returns=returns, factors=factors, risk_free="0.01")),
+        ("risk_free", dict(returns=returns, factors=factors, risk_free=np.nan)),
+        ("risk_free", dict(returns=returns, factors=factors, risk_free=rf_bad.astype(str))),
+        ("factor_names", dict(returns=returns, factors=ds, factor_names=["MKT", "MKT"])),
+        ("factor_names", dict(returns=returns, factors=factors, factor_names="MKT")),
+        ("min_obs", dict(returns=returns, factors=factors, window=20, min_obs=5.5)),
+        ("min_obs", dict(returns=returns, factors=factors, window=20, min_obs=True)),
     ]
 
 
-@pytest.mark.parametrize("case", range(15))
+@pytest.mark.parametrize("case", range(22))
 def test_bad_input_raises_validation_error(case):
     name, kwargs = _bad_calls()[case]
     kwargs.setdefault("window", 20)
