@@ -74,10 +74,17 @@ def _warn_block(status: np.ndarray) -> np.ndarray:
     return status
 
 
-def _input(ds: xr.Dataset, arg: str | xr.DataArray, canon: str) -> tuple[str, xr.DataArray]:
-    """Resolve a variable argument (a name in ``ds`` or a DataArray) to (name, DataArray)."""
+def _input(
+    ds: xr.Dataset, arg: str | xr.DataArray, canon: str, taken: set[str]
+) -> tuple[str, xr.DataArray | None]:
+    """Resolve a variable argument (a name in ``ds`` or a DataArray) to (name, DataArray).
+
+    A DataArray is keyed by its role ``canon`` (its own ``.name`` may be another
+    input's, e.g. ``xr.ones_like(ds.returns)``), or ``"<canon> (argument)"`` if a
+    name argument in ``taken`` already uses ``canon``.
+    """
     if isinstance(arg, xr.DataArray):
-        name = str(arg.name) if arg.name is not None else canon
+        name = canon if canon not in taken else f"{canon} (argument)"
         check_coords(arg, name)
         dims = ("date", "asset") + (("style",) if "style" in arg.indexes else ())
         check_aligned({"ds": ds, name: arg}, dims)
@@ -223,12 +230,9 @@ def factor_regression(
         args["specific_var"] = specific_var
     work = xr.Dataset(coords=ds.coords)
     names = {}
-    by_name = {a for a in args.values() if isinstance(a, str)}
+    taken = {a for a in args.values() if isinstance(a, str)}
     for canon, arg in args.items():
-        name, var = _input(ds, arg, canon)
-        if isinstance(arg, xr.DataArray):
-            # keyed by its role: its own .name may be another input's (xr.ones_like(returns))
-            name = canon if canon not in by_name else f"{canon} (argument)"
+        name, var = _input(ds, arg, canon, taken)
         names[canon] = name
         if var is not None:
             work[name] = var
