@@ -15,7 +15,14 @@ import xarray as xr
 
 from .errors import ValidationError
 from .kernels.sorts import double_sort
-from .schema import check_aligned, check_core_unchunked, check_nonempty, validate
+from .schema import (
+    check_aligned,
+    check_core_unchunked,
+    check_nonempty,
+    check_risk_free,
+    is_integer,
+    validate,
+)
 
 SORTS: tuple[str, ...] = ("book_to_price", "profitability", "investment")
 PORTFOLIOS: tuple[str, ...] = ("SL", "SM", "SH", "BL", "BM", "BH")
@@ -70,18 +77,11 @@ def _mask(
 def _risk_free(ds: xr.Dataset, spec: str | xr.DataArray | float | None, like: xr.DataArray):
     if spec is None:
         return 0.0
-    if isinstance(spec, (int, float)):
-        return float(spec)
     if isinstance(spec, str):
         if spec not in ds:
             raise ValidationError(spec, "risk_free variable is missing", "add it or pass a series")
-        rf, name = ds[spec], spec
-    else:
-        rf, name = spec, "risk_free"
-    if not isinstance(rf, xr.DataArray) or rf.dims != ("date",):
-        raise ValidationError(name, "expected a DataArray with dims ('date',)", "pass rf(date)")
-    check_aligned({"returns": like, name: rf}, ("date",))
-    return rf
+        return check_risk_free(ds[spec], like, spec)
+    return check_risk_free(spec, like)
 
 
 def formation_index(dates: pd.DatetimeIndex, month: int = FORMATION_MONTH) -> np.ndarray:
@@ -129,7 +129,7 @@ def portfolio_names(design: str) -> tuple[str, ...]:
     L/H, profitability W/R (weak/robust), investment C/A (conservative/aggressive),
     e.g. "SLWC".
     """
-    if design not in DESIGNS:
+    if not isinstance(design, str) or design not in DESIGNS:
         raise ValidationError("design", f"got {design!r}", f"use one of {tuple(DESIGNS)}")
     if design == "2x3":
         return PORTFOLIOS
@@ -277,7 +277,9 @@ def ff5_factors(
         Missing or mis-shaped variables, chunked ``asset``, misaligned masks or
         risk-free series, or invalid options.
     """
-    if rebalance not in ("period", "annual"):
+    if not isinstance(ds, xr.Dataset):
+        raise ValidationError("ds", f"expected a Dataset, got {type(ds).__name__}", "pass one")
+    if not isinstance(rebalance, str) or rebalance not in ("period", "annual"):
         raise ValidationError("rebalance", f"got {rebalance!r}", "use 'period' or 'annual'")
     port_names = portfolio_names(design)  # validates design
     if merge and "portfolio" in ds.indexes and list(ds.indexes["portfolio"]) != list(port_names):
@@ -288,7 +290,7 @@ def ff5_factors(
             "drop portfolio_returns, portfolio_count and the portfolio coordinate first, "
             "or use merge=False",
         )
-    if weight_lag not in (0, 1):
+    if not is_integer(weight_lag) or weight_lag not in (0, 1):
         raise ValidationError(
             "weight_lag", f"got {weight_lag!r}", "use 1 (cap before the return) or 0 (seed)"
         )
@@ -318,6 +320,14 @@ def ff5_factors(
     size, chars, sortable, bp_mask = cap, [arrays[s] for s in SORTS], held, bp_universe
     if rebalance == "annual":
         idx = formation_index(ret.indexes["date"])
+        if len(idx) and (idx < 0).all():
+            raise ValidationError(
+                "rebalance",
+                "'annual' forms portfolios on the first date in July, and the panel has no "
+                "July date (quarterly or yearly periods labelled at their last date, or less "
+                "than a year of history), so every factor would be NaN",
+                "use daily, weekly or monthly dates that include a July, or rebalance='period'",
+            )
         size = _at_formation(cap, idx, np.nan)
         chars = [_at_formation(c, idx, np.nan) for c in chars]
         # an (asset,) mask is the same at every formation date

@@ -10,7 +10,7 @@ standardization of the styles. The work is one NumPy kernel per date block
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,8 +23,11 @@ from .schema import (
     check_aligned,
     check_coords,
     check_core_unchunked,
+    check_flags,
     check_nonempty,
     industry_names,
+    is_integer,
+    is_number,
     validate,
 )
 
@@ -43,14 +46,16 @@ def _check_params(
 ) -> dict[str, Any]:
     if std not in K.STD_KINDS:
         raise ValidationError("std", f"unknown std {std!r}", f"use one of {K.STD_KINDS}")
-    if int(min_valid) != min_valid or min_valid < 1:
+    if not (is_integer(min_valid) and min_valid >= 1):
         raise ValidationError("min_valid", f"got {min_valid!r}", "pass an integer >= 1")
     for name, q in (("lower", lower), ("upper", upper)):
-        if q is not None and not 0.0 <= q <= 1.0:
-            raise ValidationError(name, f"quantile level {q!r} outside [0, 1]", "pass a level")
+        if q is not None and not (is_number(q) and 0.0 <= q <= 1.0):
+            raise ValidationError(
+                name, f"got {q!r}, not a quantile level in [0, 1]", "pass a level, or None"
+            )
     if lower is not None and upper is not None and lower > upper:
         raise ValidationError("lower", f"lower={lower} > upper={upper}", "swap them")
-    if n_std is not None and not n_std > 0:
+    if n_std is not None and not (is_number(n_std) and n_std > 0):
         raise ValidationError("n_std", f"got {n_std!r}", "pass a positive number or None")
     return dict(lower=lower, upper=upper, n_std=n_std, std=std, min_valid=int(min_valid))
 
@@ -149,6 +154,7 @@ def standardize(
             raise ValidationError(label, f"has dtype {obj.dtype}", "cast to float")
         check_coords(obj, label)
         check_core_unchunked(obj, dim, label)
+    check_nonempty(da, (dim,), name)
     check_aligned({name: da, "weights": weights}, weights.dims)
 
     series_dims = [d for d in da.dims if d not in (dim, "date")]
@@ -222,6 +228,10 @@ def style_mapping(
     """
     names = [str(d) for d in descriptor_names]
     out: dict[str, dict[str, float]] = {}
+    if isinstance(styles, str) or not (styles is None or isinstance(styles, Mapping | Iterable)):
+        raise ValidationError(
+            "styles", f"got {styles!r}", "pass a list of style names or {style: descriptors}"
+        )
     if styles is None or not isinstance(styles, Mapping):
         requested = SEED_STYLES if styles is None else [str(s) for s in styles]
         for style in requested:
@@ -242,6 +252,15 @@ def style_mapping(
             )
         return out
     for style, members in styles.items():
+        ok_members = isinstance(members, str | Iterable)
+        if isinstance(members, Mapping):
+            ok_members = all(is_number(v) for v in members.values())
+        if not ok_members:
+            raise ValidationError(
+                "styles",
+                f"style {style!r} has members {members!r}",
+                "map each style to a descriptor name, a list of names, or {name: weight}",
+            )
         weights = (
             {str(d): float(v) for d, v in members.items()}
             if isinstance(members, Mapping)
@@ -376,6 +395,9 @@ def compute_loadings(
         (date, style), fractions in [0, 1].
     """
     params = _check_params(std, min_valid, lower, upper, n_std)
+    check_flags(
+        orthogonalize=orthogonalize, fill_missing=fill_missing, coverage=coverage, merge=merge
+    )
     required = ["descriptors", "market_cap"] + (["industry"] if fill_missing else [])
     names = {"descriptors": descriptors, "market_cap": market_cap, "industry": industry}
     ds = validate(ds, required, names=names)

@@ -18,7 +18,7 @@ import pandas as pd
 import xarray as xr
 
 from .errors import ValidationError
-from .schema import VARIABLES, validate
+from .schema import VARIABLES, check_finite, check_flags, validate
 
 WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 _FREQS = {
@@ -159,6 +159,17 @@ def _reduce(var: xr.DataArray, fn: Callable, starts: np.ndarray, **kwargs) -> xr
     return xr.DataArray(out, dims=var.dims, coords=coords, attrs=var.attrs)
 
 
+def _names(value: str | Sequence[str], option: str) -> list[str]:
+    """A variable name or a sequence of names as a list (a str is one name)."""
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, Sequence | set | frozenset) or not all(
+        isinstance(v, str) for v in value
+    ):
+        raise ValidationError(option, f"got {value!r}", "pass a variable name or a list of names")
+    return list(value)
+
+
 def resample(
     ds: xr.Dataset,
     freq: str = "W",
@@ -237,10 +248,12 @@ def resample(
         raise ValidationError(
             "characteristics", f"got {characteristics!r}", "use 'first' or 'last'"
         )
+    check_flags(require_full=require_full)
     if returns is None:
         ret_names = [v for v in ds.data_vars if getattr(VARIABLES.get(v), "role", "") == "return"]
     else:
-        ret_names = [returns] if isinstance(returns, str) else list(returns)
+        ret_names = _names(returns, "returns")
+    end_of_period = _names(end_of_period, "end_of_period")
     forecasts = [v for v in ds.data_vars if getattr(VARIABLES.get(v), "role", "") == "forecast"]
     if forecasts:
         raise ValidationError(
@@ -250,7 +263,7 @@ def resample(
             f"drop them (ds.drop_vars({forecasts})) and refit, e.g. hx.risk_model on the "
             "resampled returns",
         )
-    ds = validate(ds, [], optional=[v for v in VARIABLES if v not in ret_names])
+    ds = validate(ds, [], optional=list(VARIABLES))
     for name in ret_names:
         if name not in ds.data_vars:
             raise ValidationError(
@@ -260,6 +273,8 @@ def resample(
             raise ValidationError(
                 name, f"dims {ds[name].dims}, dtype {ds[name].dtype}", "need float with a date dim"
             )
+        if name not in VARIABLES:  # registry returns were checked by validate
+            ds = ds.assign({name: check_finite(ds[name], name)})
     dates = ds.indexes["date"]
     starts = period_starts(dates, freq, anchor)
     ends = np.append(starts, len(dates))[1:] - 1

@@ -23,8 +23,8 @@ from .schema import (
     check_core_unchunked,
     check_dims,
     check_nonempty,
+    check_risk_free,
     is_integer,
-    is_number,
 )
 
 _ATTRS: dict[str, dict[str, str]] = {
@@ -235,21 +235,7 @@ def rolling_regression(
             "pass a value in that range, or None for the default",
         )
     if risk_free is not None:
-        if isinstance(risk_free, xr.DataArray):
-            if risk_free.dims != ("date",):
-                raise ValidationError(
-                    "risk_free", f"has dims {risk_free.dims}, expected ('date',)", "pass a series"
-                )
-            if risk_free.dtype.kind not in "fiu":
-                raise ValidationError(
-                    "risk_free", f"has dtype {risk_free.dtype}", "pass numeric returns"
-                )
-            check_coords(risk_free, "risk_free")
-            check_aligned({"returns": returns, "risk_free": risk_free}, ["date"])
-        elif not is_number(risk_free, finite=True):
-            raise ValidationError(
-                "risk_free", f"got {risk_free!r}", "pass a finite float or a date series"
-            )
+        risk_free = check_risk_free(risk_free, returns)
         returns = returns - risk_free
     check_core_unchunked(returns, "date", "returns")
     check_nonempty(returns, ("date",), "returns")

@@ -15,6 +15,7 @@ from typing import Any
 
 import dask.array as da
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from .errors import ValidationError
@@ -159,11 +160,11 @@ def check_coords(obj: xr.Dataset | xr.DataArray, label: str = "input") -> None:
                 "date", f"{label} has a 'date' dim without coordinate labels", "assign dates"
             )
         dates = obj.indexes["date"]
-        if not np.issubdtype(dates.dtype, np.datetime64):
+        if not isinstance(dates, pd.DatetimeIndex) or dates.tz is not None:
             raise ValidationError(
                 "date",
-                f"coordinate has dtype {dates.dtype}, not datetime64",
-                "convert with pd.to_datetime before building the Dataset",
+                f"coordinate has dtype {dates.dtype}, not (timezone-naive) datetime64",
+                "convert with pd.to_datetime (and .tz_localize(None)) before building the Dataset",
             )
         if dates.has_duplicates:
             dup = dates[dates.duplicated()][:3].strftime("%Y-%m-%d").tolist()
@@ -215,6 +216,11 @@ def _check_values(
         return block
 
     return var.copy(data=var.data.map_blocks(_block, dtype=var.dtype))
+
+
+def check_finite(var: xr.DataArray, name: str) -> xr.DataArray:
+    """Raise if ``var`` holds +-inf (NaN is the missing value); lazily for Dask data."""
+    return _check_values(var, name, np.isinf, "has infinite values", "set them to NaN (missing)")
 
 
 def industry_names(ds: xr.Dataset | xr.DataArray, industry: str = "industry") -> list[str]:
@@ -296,9 +302,7 @@ def validate(
                 "set unknown variances to NaN (risk_model forecasts are > 0)",
             )
         if canon in FINITE and var.dtype.kind == "f":
-            var = _check_values(
-                var, actual, np.isinf, "has infinite values", "set them to NaN (missing)"
-            )
+            var = check_finite(var, actual)
         if canon == "industry":
             n = len(industry_names(var))
             var = _check_values(
@@ -324,12 +328,44 @@ def check_aligned(objs: Mapping[str, xr.DataArray | xr.Dataset], dims: Iterable[
         if ref is None:
             continue
         for name, obj in items:
+            if dim in obj.dims and dim not in obj.indexes:
+                raise ValidationError(
+                    name, f"has no {dim!r} coordinate labels", f"assign its {dim} labels"
+                )
+        for name, obj in items:
             if dim in obj.dims and not obj.indexes[dim].equals(ref.indexes[dim]):
                 raise ValidationError(
                     name,
                     f"{dim} coordinate differs from that of {ref_name!r}",
                     f"align first, e.g. xr.align(a, b, join='inner') or .reindex({dim}=...)",
                 )
+
+
+def check_risk_free(
+    risk_free: xr.DataArray | float, returns: xr.DataArray, name: str = "risk_free"
+) -> xr.DataArray | float:
+    """A risk-free rate per period, validated: a finite number, or a float series over
+    ``returns``' dates (NaN allowed, inf refused lazily)."""
+    if isinstance(risk_free, xr.DataArray):
+        if risk_free.dims != ("date",):
+            raise ValidationError(
+                name, f"has dims {risk_free.dims}, expected ('date',)", "pass a series rf(date)"
+            )
+        if risk_free.dtype.kind not in "fiu":
+            raise ValidationError(name, f"has dtype {risk_free.dtype}", "pass numeric returns")
+        check_coords(risk_free, name)
+        check_aligned({"returns": returns, name: risk_free}, ["date"])
+        return check_finite(risk_free.astype(float), name)
+    if not is_number(risk_free, finite=True):
+        raise ValidationError(name, f"got {risk_free!r}", "pass a finite float or a date series")
+    return float(risk_free)
+
+
+def check_flags(**flags: Any) -> None:
+    """Raise unless every keyword is a bool (``"no"`` or ``0`` is not a switch)."""
+    for name, value in flags.items():
+        if not isinstance(value, (bool, np.bool_)):
+            raise ValidationError(name, f"got {value!r}", "pass True or False")
 
 
 def is_number(v: Any, finite: bool = False) -> bool:

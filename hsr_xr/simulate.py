@@ -9,14 +9,16 @@ later step can be checked for recovery.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .errors import ValidationError
 from .exposures import factor_names
 from .kernels.standardize import orthogonalize, standardize
-from .schema import SEED_STYLES
+from .schema import SEED_STYLES, is_integer, is_number
 
 # Descriptor suffixes per style (the seed's naming: "<style>_<suffix>"); "size" and
 # "nonlinear_size" are single descriptors with exactly the style's name.
@@ -134,6 +136,60 @@ def _descriptor_table(styles: Sequence[str], per_style: int | None) -> list[tupl
     return table
 
 
+def _check_args(args: dict[str, Any]) -> None:
+    """Raise a :class:`ValidationError` naming the first bad :func:`simulate_market` argument."""
+    rules: list[tuple[str, bool, str]] = [
+        ("n_dates", is_integer(args["n_dates"]) and args["n_dates"] >= 1, "an integer >= 1"),
+        ("n_assets", is_integer(args["n_assets"]) and args["n_assets"] >= 2, "an integer >= 2"),
+        ("n_industries", is_integer(args["n_industries"]) and args["n_industries"] >= 1,
+         "an integer >= 1"),
+        ("seed", is_integer(args["seed"]) and args["seed"] >= 0, "an integer >= 0"),
+        ("descriptors_per_style", args["descriptors_per_style"] is None
+         or (is_integer(args["descriptors_per_style"]) and 1 <= args["descriptors_per_style"] <= 4),
+         "None or an integer in 1..4"),
+        ("regimes", isinstance(args["regimes"], (bool, np.bool_)), "True or False"),
+        ("turbulent_scale", is_number(args["turbulent_scale"], finite=True)
+         and args["turbulent_scale"] > 0, "a finite number > 0"),
+        ("market_vol", is_number(args["market_vol"], finite=True) and args["market_vol"] >= 0,
+         "a finite vol >= 0"),
+    ]  # fmt: skip
+    for name in ("ipo_frac", "delist_frac", "suspension_frac", "descriptor_missing", "split_frac"):
+        rules.append((name, is_number(args[name]) and 0 <= args[name] <= 1, "a fraction in [0, 1]"))
+    styles = args["styles"]
+    rules.append(
+        (
+            "styles",
+            not isinstance(styles, str)
+            and isinstance(styles, Sequence)
+            and len(styles) > 0
+            and all(isinstance(x, str) for x in styles)
+            and len(set(styles)) == len(styles),
+            "a non-empty list of distinct style names",
+        )
+    )
+    premia = args["premia"]
+    rules.append(
+        (
+            "premia",
+            premia is None
+            or (
+                isinstance(premia, Mapping)
+                and all(is_number(v, finite=True) for v in premia.values())
+            ),
+            "None or a mapping factor -> finite annualized mean return",
+        )
+    )
+    for name, ok, what in rules:
+        if not ok:
+            raise ValidationError(name, f"must be {what}, got {args[name]!r}", f"pass {what}")
+    try:
+        pd.Timestamp(args["start"])
+    except (ValueError, TypeError) as err:
+        raise ValidationError(
+            "start", f"{args['start']!r} is not a date", "pass e.g. '2015-01-02'"
+        ) from err
+
+
 def simulate_market(
     n_dates: int = 252,
     n_assets: int = 3000,
@@ -209,6 +265,7 @@ def simulate_market(
     ``investment`` are noisy transforms of the value, earnings_yield and growth
     exposures, so their long-short FF5 factors inherit those factors' premia.
     """
+    _check_args(locals())
     rng = np.random.default_rng(seed)
     T, N, S, I = n_dates, n_assets, len(styles), n_industries
     styles = list(styles)
@@ -271,10 +328,15 @@ def simulate_market(
     sscale = np.sqrt(fscale)
     w, v = np.linalg.eigh(base_cov)
     root = v * np.sqrt(w.clip(0))
-    prem = dict(DEFAULT_PREMIA if premia is None else premia)
-    unknown = set(prem) - set(factors)
-    if unknown:
-        raise ValueError(f"premia for unknown factors {sorted(unknown)}; factors are {factors}")
+    if premia is None:  # the defaults of the factors this market has
+        prem = {k: v for k, v in DEFAULT_PREMIA.items() if k in factors}
+    else:
+        prem = dict(premia)
+        unknown = sorted(set(prem) - set(factors))
+        if unknown:
+            raise ValidationError(
+                "premia", f"names unknown factors {unknown}", f"use names among {factors}"
+            )
     premia_vec = np.array([prem.get(f, 0.0) for f in factors])
     f = premia_vec / 252 + fscale[:, None] * (rng.standard_normal((T, K)) @ root.T)
     true_cov = fscale[:, None, None] ** 2 * base_cov

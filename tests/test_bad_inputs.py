@@ -86,3 +86,144 @@ def test_newey_west_lags_beyond_the_history_have_no_pairs(ds):
     valid = np.isfinite(np.diagonal(last.factor_cov.values))
     assert valid.sum() > 10 and np.isfinite(last.factor_cov.values[np.ix_(valid, valid)]).all()
     assert (last.specific_var.values[np.isfinite(last.specific_var.values)] > 0).all()
+
+
+# ---------------------------------------------- second bug hunt: resample, FF5, loadings, simulator
+@pytest.fixture(scope="module")
+def market():
+    sim = hx.simulate_market(n_dates=40, n_assets=60, n_industries=5, seed=1)
+    return sim.drop_vars(["truth_factor_cov", "truth_specific_var"])
+
+
+def _with(var: xr.DataArray, value, t: int = 3, n: int = 2) -> xr.DataArray:
+    out = var.copy(deep=True)
+    out[t, n] = value
+    return out
+
+
+def _rf(market, values=1e-4, **kw) -> xr.DataArray:
+    return xr.DataArray(
+        np.full(market.sizes["date"], values), dims="date", coords={"date": market.date}, **kw
+    )
+
+
+BAD_CALLS = {
+    # resample: return variables are validated (they used to skip validation)
+    "resample inf returns": (
+        "returns",
+        lambda m: hx.resample(m.assign(returns=_with(m.returns, np.inf)), "W"),
+    ),
+    "resample renamed returns dim": (
+        "returns",
+        lambda m: hx.resample(m.assign(returns=m.returns.rename(asset="stock")), "W"),
+    ),
+    "resample inf custom return": (
+        "r",
+        lambda m: hx.resample(m.assign(r=_with(m.returns, -np.inf)), "W", returns="r"),
+    ),
+    "resample returns=5": ("returns", lambda m: hx.resample(m, "W", returns=5)),
+    "resample end_of_period=5": ("end_of_period", lambda m: hx.resample(m, "W", end_of_period=5)),
+    "resample require_full='no'": (
+        "require_full",
+        lambda m: hx.resample(m, "W", require_full="no"),
+    ),
+    "string dates": (
+        "date",
+        lambda m: hx.resample(m.assign_coords(date=[str(d)[:10] for d in m.date.values]), "W"),
+    ),
+    "tz-aware dates": (
+        "date",
+        lambda m: hx.ff5_factors(m.assign_coords(date=m.indexes["date"].tz_localize("UTC"))),
+    ),
+    # FF5
+    "ff5 annual on quarters": (
+        "rebalance",
+        lambda m: hx.ff5_factors(hx.resample(m, "Q"), rebalance="annual"),
+    ),
+    "ff5 rf nan": ("risk_free", lambda m: hx.ff5_factors(m, risk_free=float("nan"))),
+    "ff5 rf True": ("risk_free", lambda m: hx.ff5_factors(m, risk_free=True)),
+    "ff5 rf bool series": ("risk_free", lambda m: hx.ff5_factors(m, risk_free=_rf(m) > 0)),
+    "ff5 rf object series": (
+        "risk_free",
+        lambda m: hx.ff5_factors(m, risk_free=_rf(m).astype(object)),
+    ),
+    "ff5 rf inf series": ("risk_free", lambda m: hx.ff5_factors(m, risk_free=_rf(m, np.inf))),
+    "ff5 rf without dates": (
+        "date",
+        lambda m: hx.ff5_factors(m, risk_free=_rf(m).drop_vars("date")),
+    ),
+    "ff5 universe without assets": (
+        "universe",
+        lambda m: hx.ff5_factors(m, universe=xr.DataArray(np.ones(60, bool), dims="asset")),
+    ),
+    "ff5 panel without assets": ("returns", lambda m: hx.ff5_factors(m.drop_vars("asset"))),
+    "ff5 weight_lag=True": ("weight_lag", lambda m: hx.ff5_factors(m, weight_lag=True)),
+    "ff5 design list": ("design", lambda m: hx.ff5_factors(m, design=["2x3"])),
+    "ff5 no Dataset": ("ds", lambda m: hx.ff5_factors(None, merge=True)),
+    # loadings
+    "loadings min_valid=None": ("min_valid", lambda m: hx.compute_loadings(m, min_valid=None)),
+    "loadings min_valid=True": ("min_valid", lambda m: hx.compute_loadings(m, min_valid=True)),
+    "loadings lower='0.1'": ("lower", lambda m: hx.compute_loadings(m, lower="0.1")),
+    "loadings n_std=[3]": ("n_std", lambda m: hx.compute_loadings(m, n_std=[3])),
+    "loadings styles='value'": ("styles", lambda m: hx.compute_loadings(m, styles="value")),
+    "loadings styles={value: 5}": ("styles", lambda m: hx.compute_loadings(m, styles={"value": 5})),
+    "loadings orthogonalize='no'": (
+        "orthogonalize",
+        lambda m: hx.compute_loadings(m, orthogonalize="no"),
+    ),
+    "standardize no assets": (
+        "book_to_price",
+        lambda m: hx.standardize(
+            m.book_to_price.isel(asset=slice(0, 0)), m.market_cap.isel(asset=slice(0, 0))
+        ),
+    ),
+    # simulator
+    "simulate n_dates=0": ("n_dates", lambda m: hx.simulate_market(n_dates=0, n_assets=50)),
+    "simulate n_assets=2.5": ("n_assets", lambda m: hx.simulate_market(n_dates=5, n_assets=2.5)),
+    "simulate seed='a'": ("seed", lambda m: hx.simulate_market(n_dates=5, n_assets=50, seed="a")),
+    "simulate descriptors_per_style=0": (
+        "descriptors_per_style",
+        lambda m: hx.simulate_market(n_dates=5, n_assets=50, descriptors_per_style=0),
+    ),
+    "simulate suspension_frac=5": (
+        "suspension_frac",
+        lambda m: hx.simulate_market(n_dates=5, n_assets=50, suspension_frac=5),
+    ),
+    "simulate market_vol=nan": (
+        "market_vol",
+        lambda m: hx.simulate_market(n_dates=5, n_assets=50, market_vol=np.nan),
+    ),
+    "simulate premia nan": (
+        "premia",
+        lambda m: hx.simulate_market(n_dates=5, n_assets=50, premia={"country": np.nan}),
+    ),
+    "simulate premia unknown": (
+        "premia",
+        lambda m: hx.simulate_market(n_dates=5, n_assets=50, premia={"xyz": 0.1}),
+    ),
+    "simulate start='bad'": (
+        "start",
+        lambda m: hx.simulate_market(n_dates=5, n_assets=50, start="bad"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CALLS))
+def test_bad_input_is_a_named_validation_error(market, case):
+    variable, call = BAD_CALLS[case]
+    with pytest.raises(hx.ValidationError) as info:
+        call(market)
+    assert info.value.variable == variable
+
+
+def test_fixed_silent_answers(market):
+    # end_of_period="<name>" is one name, not a substring test (market_cap is as-of)
+    weekly = hx.resample(market, "W", end_of_period="market_cap_level")
+    at_first = market.market_cap.sel(date=weekly.first_date.values)
+    np.testing.assert_array_equal(weekly.market_cap.values, at_first.values)
+    # a simulator with a subset of styles keeps the default premia of those styles
+    sim = hx.simulate_market(n_dates=5, n_assets=50, styles=["value", "size"])
+    assert sim.truth_premia.sel(factor="value") > 0
+    # an empty panel goes through the loadings with industry fill (no reshape error)
+    empty = hx.compute_loadings(market.isel(date=slice(0, 0)), fill_missing=True)
+    assert empty.loadings.sizes["date"] == 0

@@ -133,7 +133,7 @@ def segment_sum(
     n_assets = lead[-1]
     flat_codes = codes.reshape(n_batch, n_assets)
     offsets = flat_codes + n_segments * np.arange(n_batch)[:, None]
-    vals = values.reshape(n_batch, n_assets, -1)
+    vals = values.reshape(n_batch, n_assets, values.shape[-1] if extra else 1)  # B may be 0
     out = np.empty((n_batch, n_segments, vals.shape[-1]))
     for p in range(vals.shape[-1]):
         v = vals[..., p]
