@@ -226,14 +226,25 @@ def check_finite(var: xr.DataArray, name: str) -> xr.DataArray:
 def industry_names(ds: xr.Dataset | xr.DataArray, industry: str = "industry") -> list[str]:
     """The industry names of ``ds[industry]`` (attr ``industry_names``).
 
-    Without that attr the codes are named ``ind_<code>`` up to the largest code
-    (computed, so only use it on in-memory data).
+    Without that attr, in-memory codes are named ``ind_<code>`` up to the largest
+    code; Dask-backed codes need the attr (finding the largest code would compute).
     """
     var = ds[industry] if isinstance(ds, xr.Dataset) else ds
     names = var.attrs.get("industry_names")
     if names is None:
+        if _is_dask(var):
+            raise ValidationError(
+                industry,
+                "is Dask-backed and has no attrs['industry_names'] (naming the codes would "
+                "compute them while the graph is built)",
+                f"set ds[{industry!r}].attrs['industry_names'] = [...], or load it first",
+            )
         n = int(var.max().values) + 1
         names = [f"ind_{k}" for k in range(n)]
+    if isinstance(names, str) or not isinstance(names, Iterable):
+        raise ValidationError(
+            industry, f"has attrs['industry_names'] = {names!r}", "set it to a list of names"
+        )
     return [str(n) for n in names]
 
 

@@ -107,6 +107,18 @@ def _rf(market, values=1e-4, **kw) -> xr.DataArray:
     )
 
 
+def _names(m, names):
+    industry = m.industry.copy()
+    industry.attrs = {"industry_names": names}
+    return m.assign(industry=industry)
+
+
+def _no_names(m):
+    industry = m.industry.copy()
+    industry.attrs = {}
+    return m.assign(industry=industry)
+
+
 BAD_CALLS = {
     # resample: return variables are validated (they used to skip validation)
     "resample inf returns": (
@@ -176,6 +188,14 @@ BAD_CALLS = {
         lambda m: hx.standardize(
             m.book_to_price.isel(asset=slice(0, 0)), m.market_cap.isel(asset=slice(0, 0))
         ),
+    ),
+    "loadings lazy industry without names": (
+        "industry",
+        lambda m: hx.compute_loadings(_no_names(m.chunk(date=10)), fill_missing=True),
+    ),
+    "industry_names=5": (
+        "industry",
+        lambda m: hx.factor_regression(m.assign(loadings=m.truth_exposures).pipe(_names, 5)),
     ),
     # simulator
     "simulate n_dates=0": ("n_dates", lambda m: hx.simulate_market(n_dates=0, n_assets=50)),
