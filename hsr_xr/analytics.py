@@ -39,6 +39,7 @@ from .schema import (
     check_aligned,
     check_coords,
     check_core_unchunked,
+    check_flags,
     industry_names,
     select_dates,
     validate,
@@ -161,6 +162,7 @@ def variance_explained(
     merge : bool
         Return ``ds`` with the three variables added.
     """
+    check_flags(merge=merge)
     S, codes, F, D = _model_inputs(
         ds, loadings=loadings, industry=industry, factor_cov=factor_cov,
         specific_var=specific_var, fill_exposures=fill_exposures,
@@ -367,6 +369,7 @@ def realized_vol(
     Dataset with ``portfolio_return([portfolio], date)`` and
     ``realized_vol([portfolio], date)`` (fraction per period).
     """
+    check_flags(forward=forward)
     r = _returns_input(ds, returns)
     w = _check_weights(weights, "weights", r)
     pr = _portfolio_returns(w, r, fill_returns)

@@ -18,6 +18,7 @@ from .kernels.sorts import double_sort
 from .schema import (
     check_aligned,
     check_core_unchunked,
+    check_flags,
     check_nonempty,
     check_risk_free,
     is_integer,
@@ -279,6 +280,7 @@ def ff5_factors(
     """
     if not isinstance(ds, xr.Dataset):
         raise ValidationError("ds", f"expected a Dataset, got {type(ds).__name__}", "pass one")
+    check_flags(merge=merge)
     if not isinstance(rebalance, str) or rebalance not in ("period", "annual"):
         raise ValidationError("rebalance", f"got {rebalance!r}", "use 'period' or 'annual'")
     port_names = portfolio_names(design)  # validates design

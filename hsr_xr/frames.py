@@ -49,6 +49,10 @@ def from_long_frame(
         dates = pd.to_datetime(df[date].to_numpy())
     except (ValueError, TypeError) as err:
         raise ValidationError(date, "values are not dates", "parse them first") from err
+    if dates.tz is not None:
+        raise ValidationError(
+            date, f"dates are timezone-aware ({dates.tz})", "drop the zone: .dt.tz_localize(None)"
+        )
     if dates.isna().any():
         raise ValidationError(
             date, f"has {int(dates.isna().sum())} missing dates", "drop or fill those rows"

@@ -19,6 +19,7 @@ from .schema import (
     check_aligned,
     check_coords,
     check_core_unchunked,
+    check_flags,
     check_nonempty,
     industry_names,
     is_integer,
@@ -191,6 +192,7 @@ def factor_regression(
         Missing or misshaped inputs, misaligned coordinates, unknown industry
         codes, chunked ``asset``/``style`` dims, bad options.
     """
+    check_flags(weight_by_specific_var=weight_by_specific_var, merge=merge)
     if weights not in WEIGHT_KINDS:
         raise ValidationError("weights", f"unknown kind {weights!r}", f"use one of {WEIGHT_KINDS}")
     if std_errors not in SE_KINDS:

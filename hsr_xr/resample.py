@@ -9,7 +9,7 @@ chunks are first moved onto period edges so that no period straddles a chunk.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 
 import dask.array as da
@@ -18,7 +18,7 @@ import pandas as pd
 import xarray as xr
 
 from .errors import ValidationError
-from .schema import VARIABLES, check_finite, check_flags, validate
+from .schema import FINITE, VARIABLES, check_finite, check_flags, validate
 
 WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 _FREQS = {
@@ -163,11 +163,10 @@ def _names(value: str | Sequence[str], option: str) -> list[str]:
     """A variable name or a sequence of names as a list (a str is one name)."""
     if isinstance(value, str):
         return [value]
-    if not isinstance(value, Sequence | set | frozenset) or not all(
-        isinstance(v, str) for v in value
-    ):
+    names = list(value) if isinstance(value, Iterable) else None
+    if names is None or not all(isinstance(v, str) for v in names):
         raise ValidationError(option, f"got {value!r}", "pass a variable name or a list of names")
-    return list(value)
+    return names
 
 
 def resample(
@@ -273,7 +272,7 @@ def resample(
             raise ValidationError(
                 name, f"dims {ds[name].dims}, dtype {ds[name].dtype}", "need float with a date dim"
             )
-        if name not in VARIABLES:  # registry returns were checked by validate
+        if name not in FINITE:  # those were checked by validate
             ds = ds.assign({name: check_finite(ds[name], name)})
     dates = ds.indexes["date"]
     starts = period_starts(dates, freq, anchor)

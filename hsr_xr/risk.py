@@ -37,6 +37,7 @@ construction.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import dask.array as da
@@ -50,7 +51,9 @@ from .schema import (
     check_aligned,
     check_coords,
     check_core_unchunked,
+    check_flags,
     industry_names,
+    is_flag,
     is_integer,
     is_number,
     validate,
@@ -154,7 +157,7 @@ _RULES: list[tuple[tuple[str, ...], Any, str]] = [
     ),
     (_COUNTS, lambda v: is_integer(v) and v >= 0, "an integer >= 0"),
     (_POSITIVE_INTS, lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
-    (_FLAGS, lambda v: isinstance(v, (bool, np.bool_)), "True or False"),
+    (_FLAGS, is_flag, "True or False"),
     (
         ("horizon",),
         lambda v: is_number(v, finite=True) and v > 0,
@@ -162,7 +165,7 @@ _RULES: list[tuple[tuple[str, ...], Any, str]] = [
     ),
     (("eigen_scale",), lambda v: is_number(v, finite=True) and v >= 0, "a finite number >= 0"),
     (("eigen_seed",), lambda v: is_integer(v) and v >= 0, "an integer >= 0"),
-    (("specific_floor",), lambda v: is_number(v, finite=True) and v > 0, "a finite variance > 0"),
+    (("specific_floor",), lambda v: is_number(v, finite=True) and v >= 0, "a finite variance >= 0"),
     (("specific_clip",), lambda v: v is None or (is_number(v) and 0 < v <= 1), "None or in (0, 1]"),
     (("specific_shrink",), lambda v: is_number(v) and 0 <= v <= 1, "in [0, 1]"),
     (
@@ -173,9 +176,10 @@ _RULES: list[tuple[tuple[str, ...], Any, str]] = [
     (
         ("regime_halflives",),
         lambda v: (
-            isinstance(v, (tuple, list, np.ndarray))
-            and len(v) == 2
-            and all(_halflife(h) for h in v)
+            not isinstance(v, str)
+            and isinstance(v, Iterable)
+            and len(pair := list(v)) == 2
+            and all(_halflife(h) for h in pair)
         ),
         "a pair (short, long) of positive half-lives",
     ),
@@ -501,6 +505,7 @@ def risk_model(
     ValidationError
         Unknown preset or option, bad option values, missing or malformed variables.
     """
+    check_flags(merge=merge)
     opts = resolve_options(preset, overrides)
     names = {
         "factor_returns": factor_returns,

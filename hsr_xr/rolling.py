@@ -22,6 +22,7 @@ from .schema import (
     check_coords,
     check_core_unchunked,
     check_dims,
+    check_flags,
     check_nonempty,
     check_risk_free,
     is_integer,
@@ -211,6 +212,7 @@ def rolling_regression(
     check_coords(returns, "returns")
     fac = _factor_array(factors, factor_names)
     check_aligned({"returns": returns, "factors": fac}, ["date"])
+    check_flags(add_intercept=add_intercept, stderr=stderr)
     if window_type not in WINDOW_TYPES:
         raise ValidationError(
             "window_type", f"got {window_type!r}", f"use one of {list(WINDOW_TYPES)}"

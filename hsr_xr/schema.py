@@ -8,6 +8,7 @@ attached lazily to Dask-backed data, so that building a graph never computes.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -315,12 +316,18 @@ def validate(
         if canon in FINITE and var.dtype.kind == "f":
             var = check_finite(var, actual)
         if canon == "industry":
-            n = len(industry_names(var))
+            # without names, Dask-backed codes are only checked for codes below -1 (their
+            # largest code would have to be computed); functions that need the names ask
+            if _is_dask(var) and "industry_names" not in var.attrs:
+                n, known = np.iinfo(np.int64).max, "codes below -1"
+            else:
+                n = len(industry_names(var))
+                known = f"codes outside -1..{n - 1} (the known list attrs['industry_names'])"
             var = _check_values(
                 var,
                 actual,
                 lambda x, n=n: (x < UNKNOWN_INDUSTRY) | (x >= n),
-                f"has codes outside -1..{n - 1} (the known list attrs['industry_names'])",
+                f"has {known}",
                 "map unknown industries to -1 or extend attrs['industry_names']",
             )
         if var is not original:  # a lazy check was attached
@@ -363,26 +370,41 @@ def check_risk_free(
                 name, f"has dims {risk_free.dims}, expected ('date',)", "pass a series rf(date)"
             )
         if risk_free.dtype.kind not in "fiu":
-            raise ValidationError(name, f"has dtype {risk_free.dtype}", "pass numeric returns")
+            raise ValidationError(
+                name, f"has dtype {risk_free.dtype}", "pass a numeric rate series"
+            )
         check_coords(risk_free, name)
         check_aligned({"returns": returns, name: risk_free}, ["date"])
+        if _is_dask(returns):  # chunk it as the returns, so that r - rf keeps their chunks
+            risk_free = risk_free.chunk({"date": returns.chunksizes["date"]})
+        elif _is_dask(risk_free):
+            risk_free = risk_free.chunk({"date": -1})
         return check_finite(risk_free.astype(float), name)
     if not is_number(risk_free, finite=True):
         raise ValidationError(name, f"got {risk_free!r}", "pass a finite float or a date series")
     return float(risk_free)
 
 
+def is_flag(v: Any) -> bool:
+    """A bool (Python or NumPy): ``"no"`` or ``0`` is not a switch."""
+    return isinstance(v, (bool, np.bool_))
+
+
 def check_flags(**flags: Any) -> None:
-    """Raise unless every keyword is a bool (``"no"`` or ``0`` is not a switch)."""
+    """Raise unless every keyword is a bool (see :func:`is_flag`)."""
     for name, value in flags.items():
-        if not isinstance(value, (bool, np.bool_)):
+        if not is_flag(value):
             raise ValidationError(name, f"got {value!r}", "pass True or False")
 
 
 def is_number(v: Any, finite: bool = False) -> bool:
     """A real number (Python or NumPy, not a bool); finite if ``finite``."""
-    ok = isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
-    return ok and (not finite or bool(np.isfinite(v)))
+    if not isinstance(v, numbers.Real) or isinstance(v, (bool, np.bool_)):
+        return False
+    try:
+        return not finite or math.isfinite(float(v))
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 def is_integer(v: Any) -> bool:

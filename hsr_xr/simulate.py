@@ -8,7 +8,7 @@ later step can be checked for recovery.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,7 +18,7 @@ import xarray as xr
 from .errors import ValidationError
 from .exposures import factor_names
 from .kernels.standardize import orthogonalize, standardize
-from .schema import SEED_STYLES, is_integer, is_number
+from .schema import SEED_STYLES, is_flag, is_integer, is_number
 
 # Descriptor suffixes per style (the seed's naming: "<style>_<suffix>"); "size" and
 # "nonlinear_size" are single descriptors with exactly the style's name.
@@ -147,7 +147,7 @@ def _check_args(args: dict[str, Any]) -> None:
         ("descriptors_per_style", args["descriptors_per_style"] is None
          or (is_integer(args["descriptors_per_style"]) and 1 <= args["descriptors_per_style"] <= 4),
          "None or an integer in 1..4"),
-        ("regimes", isinstance(args["regimes"], (bool, np.bool_)), "True or False"),
+        ("regimes", is_flag(args["regimes"]), "True or False"),
         ("turbulent_scale", is_number(args["turbulent_scale"], finite=True)
          and args["turbulent_scale"] > 0, "a finite number > 0"),
         ("market_vol", is_number(args["market_vol"], finite=True) and args["market_vol"] >= 0,
@@ -156,12 +156,11 @@ def _check_args(args: dict[str, Any]) -> None:
     for name in ("ipo_frac", "delist_frac", "suspension_frac", "descriptor_missing", "split_frac"):
         rules.append((name, is_number(args[name]) and 0 <= args[name] <= 1, "a fraction in [0, 1]"))
     styles = args["styles"]
+    styles = [] if isinstance(styles, str) or not isinstance(styles, Iterable) else list(styles)
     rules.append(
         (
             "styles",
-            not isinstance(styles, str)
-            and isinstance(styles, Sequence)
-            and len(styles) > 0
+            len(styles) > 0
             and all(isinstance(x, str) for x in styles)
             and len(set(styles)) == len(styles),
             "a non-empty list of distinct style names",

@@ -4,6 +4,7 @@ wrong answer (found by a bug hunt; each case used to give a silent wrong result 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
@@ -107,6 +108,12 @@ def _rf(market, values=1e-4, **kw) -> xr.DataArray:
     )
 
 
+def _long_market():
+    """Three years of dates (a July each year) for the annual-rebalance cases."""
+    sim = hx.simulate_market(n_dates=700, n_assets=60, n_industries=5, seed=1)
+    return sim.drop_vars(["truth_factor_cov", "truth_specific_var"])
+
+
 def _names(m, names):
     industry = m.industry.copy()
     industry.attrs = {"industry_names": names}
@@ -150,7 +157,24 @@ BAD_CALLS = {
     # FF5
     "ff5 annual on quarters": (
         "rebalance",
-        lambda m: hx.ff5_factors(hx.resample(m, "Q"), rebalance="annual"),
+        lambda m: hx.ff5_factors(hx.resample(_long_market(), "Q"), rebalance="annual"),
+    ),
+    "ff5 merge='no'": ("merge", lambda m: hx.ff5_factors(m, merge="no")),
+    "regression weight_by_specific_var='no'": (
+        "weight_by_specific_var",
+        lambda m: hx.factor_regression(
+            m.assign(loadings=m.truth_exposures), weight_by_specific_var="no"
+        ),
+    ),
+    "long frame tz-aware dates": (
+        "date",
+        lambda m: hx.from_long_frame(
+            m.returns.isel(asset=slice(0, 3))
+            .to_dataframe()
+            .reset_index()
+            .assign(date=lambda d: d["date"].dt.tz_localize("UTC"), descriptor="x")
+            .rename(columns={"returns": "val"})
+        ),
     ),
     "ff5 rf nan": ("risk_free", lambda m: hx.ff5_factors(m, risk_free=float("nan"))),
     "ff5 rf True": ("risk_free", lambda m: hx.ff5_factors(m, risk_free=True)),
@@ -247,3 +271,28 @@ def test_fixed_silent_answers(market):
     # an empty panel goes through the loadings with industry fill (no reshape error)
     empty = hx.compute_loadings(market.isel(date=slice(0, 0)), fill_missing=True)
     assert empty.loadings.sizes["date"] == 0
+
+
+def test_review_regressions_stay_fixed(market):
+    # annual rebalancing on monthly periods of the same long panel works (the quarterly
+    # case above fails because of the labels, not because the panel has no July)
+    monthly = hx.ff5_factors(hx.resample(_long_market(), "M"), rebalance="annual")
+    assert int(monthly.HML.notnull().sum()) > 12
+    # resample never needs industry names, so lazy codes without them are fine
+    unnamed = _no_names(market).chunk(date=10)
+    assert hx.resample(unnamed, "W").sizes["date"] == hx.resample(market, "W").sizes["date"]
+    # any iterable of names (arrays, pandas indexes) is accepted
+    np.testing.assert_array_equal(
+        hx.resample(market, "W", returns=np.array(["returns"])).returns.values,
+        hx.resample(market, "W", returns=["returns"]).returns.values,
+    )
+    sim = hx.simulate_market(n_dates=5, n_assets=50, styles=pd.Index(["value", "size"]))
+    assert list(sim.style.values) == ["value", "size"]
+    # a risk-free series chunked unlike the returns is rechunked, not blamed on 'returns'
+    fac = hx.ff5_factors(market)[["MKT", "SMB"]]
+    rf = _rf(market).chunk(date=15)
+    lazy = hx.rolling_regression(
+        market.returns.chunk(date=-1), fac.chunk(date=-1), window=20, risk_free=rf
+    )
+    eager = hx.rolling_regression(market.returns, fac, window=20, risk_free=_rf(market))
+    xr.testing.assert_allclose(lazy.compute(), eager, rtol=1e-12)

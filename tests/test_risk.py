@@ -469,7 +469,7 @@ BAD_OPTIONS = [
     {"eigen_scale": -0.5},
     {"eigen_seed": "x"},
     {"specific_floor": float("nan")},
-    {"specific_floor": 0.0},
+    {"specific_floor": -1e-12},
     {"horizon": float("inf")},
     {"bayesian_q": float("inf")},
     {"vol_halflife": float("nan")},
@@ -499,7 +499,8 @@ def test_numpy_option_values_accepted():
             "vol_halflife": np.float32(30.0),
             "vol_lags": np.int64(2),
             "eigen": np.bool_(False),
-            "regime_halflives": np.array([10.0, 20.0]),
+            "regime_halflives": pd.Series([10.0, 20.0]),
+            "specific_floor": 0.0,  # no floor
         },
     )
     assert opts["vol_halflife"] == 30.0 and opts["vol_lags"] == 2 and not opts["eigen"]

@@ -319,6 +319,7 @@ def _bad_calls():
     ds = factors.to_dataset("factor")
     shifted = factors.assign_coords(date=factors.date + np.timedelta64(1, "D"))
     rf_bad = xr.DataArray(np.zeros(59), dims="date", coords={"date": returns.date[:59]})
+    rf_text = xr.DataArray(np.zeros(60).astype(str), dims="date", coords={"date": returns.date})
     return [
         ("factors", dict(returns=returns, factors=shifted)),
         ("factors", dict(returns=returns, factors=factors.isel(date=slice(0, 50)))),
@@ -337,15 +338,17 @@ def _bad_calls():
         ("risk_free", dict(returns=returns, factors=factors, risk_free=[0.0])),
         ("risk_free", dict(returns=returns, factors=factors, risk_free="0.01")),
         ("risk_free", dict(returns=returns, factors=factors, risk_free=np.nan)),
-        ("risk_free", dict(returns=returns, factors=factors, risk_free=rf_bad.astype(str))),
+        ("risk_free", dict(returns=returns, factors=factors, risk_free=rf_text)),
         ("factor_names", dict(returns=returns, factors=ds, factor_names=["MKT", "MKT"])),
         ("factor_names", dict(returns=returns, factors=factors, factor_names="MKT")),
         ("min_obs", dict(returns=returns, factors=factors, window=20, min_obs=5.5)),
-        ("min_obs", dict(returns=returns, factors=factors, window=20, min_obs=True)),
+        ("min_obs", dict(returns=returns, factors=factors, window=20, min_obs=np.float64(10))),
+        ("add_intercept", dict(returns=returns, factors=factors, add_intercept="no")),
+        ("stderr", dict(returns=returns, factors=factors, stderr="no")),
     ]
 
 
-@pytest.mark.parametrize("case", range(22))
+@pytest.mark.parametrize("case", range(24))
 def test_bad_input_raises_validation_error(case):
     name, kwargs = _bad_calls()[case]
     kwargs.setdefault("window", 20)
