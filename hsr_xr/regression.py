@@ -230,14 +230,15 @@ def factor_regression(
         optional.append("estimation_universe")
     if weight_by_specific_var:
         args["specific_var"] = specific_var
-    work = xr.Dataset(coords=ds.coords)
-    names = {}
+    names, found = {}, {}
     taken = {a for a in args.values() if isinstance(a, str)}
     for canon, arg in args.items():
         name, var = _input(ds, arg, canon, taken)
         names[canon] = name
         if var is not None:
-            work[name] = var
+            found[name] = var
+    # one Dataset construction (one merge), not one per variable
+    work = xr.Dataset(found, coords=ds.coords)
     work = validate(work, [c for c in args if c not in optional], optional=optional, names=names)
     variables = {c: work[names[c]] for c in args if names[c] in work.variables}
 
@@ -306,11 +307,12 @@ def factor_regression(
         dask_gufunc_kwargs={"output_sizes": {"factor": len(factors)}},
         keep_attrs=False,
     )
-    result = xr.Dataset(coords={"factor": factors})
+    result = {}
     for (name, _, _, attrs), out in zip(_OUTPUTS, outs, strict=True):
         out = out.drop_vars([c for c in out.coords if c not in out.dims], errors="ignore")
         dims = [d for d in ("date", "asset", "factor") if d in out.dims]
         result[name] = out.transpose(*dims).assign_attrs(attrs)
+    result = xr.Dataset(result, coords={"factor": factors})
 
     status = result["regression_status"]
     if isinstance(status.data, da.Array):
