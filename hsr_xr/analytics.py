@@ -16,7 +16,9 @@ Conventions
   stamped *t* (known before that return) and the covariance forecasts stamped
   *t−1*.
 * Weights: NaN means "not held" (0). A held asset with a NaN loading or NaN
-  specific variance makes that portfolio's risk NaN on that date. A held
+  specific variance makes that portfolio's risk NaN on that date. A factor
+  without a forecast yet (NaN in ``factor_cov``, e.g. a new industry in its
+  warm-up) makes NaN only the portfolios exposed to it. A held
   asset with a NaN return (suspension) contributes 0 to the portfolio return
   unless ``fill_returns=None``.
 * Variances are per period of the inputs (daily fraction²); vols are their

@@ -215,6 +215,45 @@ def test_held_asset_with_missing_inputs_gives_nan():
     )
 
 
+def test_factor_without_forecast_only_blanks_exposed_portfolios():
+    """A NaN row/column of F (a factor in its warm-up) is a zero term for a portfolio
+    without exposure to it, and NaN for one with exposure."""
+    ds = _panel()
+    t, last = 4, 1 + P + J - 1  # the last industry factor
+    F = ds.factor_cov.values.copy()
+    F[t, last, :] = F[t, :, last] = np.nan
+    ds["factor_cov"] = ds.factor_cov.copy(data=F)
+    codes = _codes(ds, t)
+    # assets with loadings at t and t + 1 and a specific variance at t
+    ok = ds.loadings.notnull().all("style").values[t : t + 2].all(axis=0)
+    ok &= ds.specific_var.notnull().values[t]
+    w = xr.DataArray(
+        np.stack([ok & (codes != J - 1), ok & (codes == J - 1)]) / 10.0,
+        dims=("portfolio", "asset"),
+        coords={"portfolio": ["outside", "inside"], "asset": ds.asset},
+    )
+    keep = np.arange(1 + P + J) != last
+    d = ds.specific_var.values[t]
+
+    def factor_var(s):  # h'Fh over the factors with a forecast, loadings of date s
+        h = _dense_X(ds.loadings.values[s], codes)[ok].T @ w.values[0][ok]
+        assert h[last] == 0.0
+        return h[keep] @ F[t][np.ix_(keep, keep)] @ h[keep]
+
+    out = hx.portfolio_risk(ds, w, date=ds.date.values[t])
+    fvar = factor_var(t)
+    np.testing.assert_allclose(out.factor_variance.values[0], fvar, rtol=1e-12)
+    np.testing.assert_allclose(out.contribution.values[0].sum(), np.sqrt(fvar), rtol=1e-12)
+    assert np.isnan(out.correlation.values[0, last])  # that factor's vol is unknown
+    assert np.isnan(out.factor_variance.values[1]) and np.isnan(out.total_variance.values[1])
+    # the same through forecast_vol (F and D of t, loadings of t + 1), which every
+    # validation statistic uses
+    vol = hx.forecast_vol(ds, w).isel(date=t + 1)
+    svar = np.sum(w.values[0][ok] ** 2 * d[ok])
+    np.testing.assert_allclose(vol.values[0], np.sqrt(factor_var(t + 1) + svar), rtol=1e-12)
+    assert np.isnan(vol.values[1])
+
+
 @pytest.mark.parametrize("empty_industry", [False, True])
 def test_pure_factor_portfolios_have_unit_exposure(empty_industry):
     ds = _panel()

@@ -129,7 +129,9 @@ def portfolio_risk(
     exposures : (B..., M, K)
         ``h = Xᵀw``.
     factor_var : (B..., M)
-        ``hᵀFh``.
+        ``hᵀFh``; NaN if the portfolio is exposed to a factor pair whose
+        covariance is NaN (a factor without a forecast yet) or if all of F is
+        NaN. Factors it has no exposure to do not matter.
     specific_var : (B..., M)
         ``Σ w² d``; NaN if a held asset has NaN specific variance.
     contribution : (B..., M, K)
@@ -144,7 +146,15 @@ def portfolio_risk(
     n_ind = cov.shape[-1] - 1 - loadings.shape[-1]
     w = np.nan_to_num(weights, nan=0.0)
     h = _exposures(w, loadings, codes, n_ind)
-    fh = h @ cov  # F symmetric: (Fh)_k = Σ_l h_l F_lk
+    # a factor without a forecast (NaN row/column of F, e.g. during its warm-up) only
+    # makes the portfolios exposed to it NaN: zero exposure means a zero term. A date
+    # without any forecast (all of F NaN) is NaN for every portfolio.
+    unknown = np.isnan(cov)
+    exposed = (h != 0).astype(float)
+    blind = np.einsum("...mk,...kl,...ml->...m", exposed, unknown.astype(float), exposed) > 0
+    blind |= unknown.all(axis=(-2, -1))[..., None]
+    fh = h @ np.where(unknown, 0.0, cov)  # F symmetric: (Fh)_k = Σ_l h_l F_lk
+    fh[blind] = np.nan
     fvar = np.einsum("...k,...k->...", h, fh)
     missing = np.isnan(spec)
     svar = np.einsum("...mn,...n->...m", w * w, np.where(missing, 0.0, spec))
