@@ -289,29 +289,55 @@ def test_bayesian_shrink_vs_groupby():
         np.testing.assert_allclose(got[t], ref.to_numpy(), rtol=1e-12, equal_nan=True)
 
 
-def test_structural_blend_vs_lstsq():
+@pytest.mark.parametrize("unknown_in_fit", [True, False])
+def test_structural_blend_vs_lstsq(unknown_in_fit):
+    """Reference: weighted lstsq on [1, X, dummies] with the constraint sum_j W_j b_j = 0
+    eliminated by substitution (b_last = -sum_j<last W_j b_j / W_last)."""
     rng = np.random.default_rng(8)
-    T, N, S, n_ind = 2, 80, 2, 3
+    T, N, S, n_ind = 2, 80, 2, 4
     X = rng.normal(size=(T, N, S))
-    ind = rng.integers(-1, n_ind, size=(T, N))
-    sig = np.exp(-4 + 0.3 * X[..., 0] + 0.1 * ind + 0.1 * rng.normal(size=(T, N)))
+    ind = rng.integers(-1, n_ind - 1, size=(T, N))  # the last industry starts empty
     hist = rng.choice([30.0, 120.0, 252.0], size=(T, N))
+    if not unknown_in_fit:  # every fitted asset has an industry: b0 needs the constraint
+        ind[(hist >= 180) & (ind < 0)] = 0
+    ind[:, :2] = n_ind - 1  # two young members of the last industry, not in the fit
+    hist[:, :2] = 30.0
+    sig = np.exp(-4 + 0.3 * X[..., 0] + 0.1 * ind + 0.1 * rng.normal(size=(T, N)))
     var = sig**2
-    var[0, :4] = np.nan
+    var[0, 2:6] = np.nan
     w = rng.uniform(1, 3, size=(T, N))
     got = kspec.structural_blend(var, hist, X, ind, w, n_industries=n_ind, min_fit=5)
     for t in range(T):
-        dummies = (ind[t][:, None] == np.arange(n_ind)).astype(float)
-        Xf = np.column_stack([np.ones(N), X[t], dummies])
         fit = (hist[t] >= 180) & np.isfinite(var[t])
+        inds = np.unique(ind[t][fit & (ind[t] >= 0)])  # industries with fitted assets
+        W = np.array([w[t][fit & (ind[t] == j)].sum() for j in inds])
+        D = (ind[t][:, None] == inds).astype(float)
+        D_free = D[:, :-1] - np.outer(D[:, -1], W[:-1] / W[-1])
+        Z = np.column_stack([np.ones(N), X[t], D_free])
         sw = np.sqrt(w[t][fit])
-        b = np.linalg.lstsq(Xf[fit] * sw[:, None], np.log(sig[t][fit]) * sw, rcond=None)[0]
-        base = np.exp(Xf @ b)
+        c = np.linalg.lstsq(Z[fit] * sw[:, None], np.log(sig[t][fit]) * sw, rcond=None)[0]
+        base = np.exp(Z @ c)  # industry -1 and the empty industry: b0 + X b
         e0 = np.sum(w[t][fit] * sig[t][fit] / base[fit]) / np.sum(w[t][fit])
         gam = np.clip((hist[t] - 60) / 120, 0, 1)
         s_ts = np.sqrt(var[t])
         ref = np.where(np.isfinite(s_ts), gam * s_ts + (1 - gam) * e0 * base, e0 * base) ** 2
         np.testing.assert_allclose(got[t], ref, rtol=1e-9)
+
+
+def test_structural_level_of_unknown_and_empty_industries():
+    """Equal specific vols and zero loadings: every asset's structural forecast is that
+    common level, whether its industry is known, unknown (-1) or has no fitted asset."""
+    T, N, n_ind = 1, 60, 5
+    ind = np.arange(N) % 4
+    ind[-2:] = [4, -1]  # young assets: a new industry and an unknown one
+    hist = np.full((T, N), 252.0)
+    hist[:, -3:] = 10.0
+    var = np.full((T, N), 0.02**2)
+    var[:, -3:] = np.nan
+    got = kspec.structural_blend(
+        var, hist, np.zeros((T, N, 1)), ind[None], np.ones((T, N)), n_industries=n_ind
+    )
+    np.testing.assert_allclose(got, 0.02**2, rtol=1e-10)
 
 
 def test_seed_specific_vs_pandas_loop(market):

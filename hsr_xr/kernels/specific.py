@@ -127,33 +127,39 @@ def seed_fill_shrink(
 def _weighted_lstsq(
     y: np.ndarray, X: np.ndarray, codes: np.ndarray, n_ind: int, w: np.ndarray
 ) -> np.ndarray:
-    """Batched weighted least squares of ``y`` on ``[1, X, industry dummies]``.
+    """Batched weighted least squares of ``y`` on ``[1, X, industry dummies]``, with
+    the industry effects summing to zero weighted by each industry's fit weight.
 
     ``y, w (T, N)``, ``X (T, N, S)``, ``codes (T, N)``; rows with ``w == 0`` are left out.
-    Normal equations are assembled with segment sums (no dummy matrix) and solved
-    with a pseudo-inverse (the country column equals the sum of the dummies).
+    The constraint ``sum_j W_j b_j = 0`` (``W_j`` = sum of ``w`` in industry ``j``)
+    identifies the intercept, which the dummies span when every fitted asset has an
+    industry: it is the weighted average industry's level, and an industry without
+    fitted assets gets ``b_j = 0``. Normal equations are assembled with segment sums
+    (no dummy matrix) and the bordered (KKT) system is solved with a pseudo-inverse
+    (an empty industry's row and column are zero).
 
     Returns coefficients ``(T, 1 + S + n_ind)``.
     """
     T, _, S = X.shape
     P = 1 + S + n_ind
-    A = np.zeros((T, P, P))
-    rhs = np.zeros((T, P))
+    A = np.zeros((T, P + 1, P + 1))  # normal equations bordered by the constraint row
+    rhs = np.zeros((T, P + 1))  # the constraint's right-hand side is 0
     wX = w[..., None] * X
     A[:, 0, 0] = w.sum(axis=1)
     A[:, 0, 1 : 1 + S] = wX.sum(axis=1)
     A[:, 1 : 1 + S, 1 : 1 + S] = np.einsum("tns,tnu->tsu", wX, X)
     wi = segment_sum(w, codes, n_ind)
-    A[:, 0, 1 + S :] = wi
-    A[:, 1 + S :, 1 + S :] = wi[:, :, None] * np.eye(n_ind)
-    A[:, 1 : 1 + S, 1 + S :] = np.swapaxes(segment_sum(wX, codes, n_ind, trailing=True), 1, 2)
-    iu = np.triu_indices(P, 1)
+    A[:, 0, 1 + S : P] = wi
+    A[:, 1 + S : P, 1 + S : P] = wi[:, :, None] * np.eye(n_ind)
+    A[:, 1 : 1 + S, 1 + S : P] = np.swapaxes(segment_sum(wX, codes, n_ind, trailing=True), 1, 2)
+    A[:, 1 + S : P, P] = wi  # the constraint row, on the scale of the normal equations
+    iu = np.triu_indices(P + 1, 1)
     A[:, iu[1], iu[0]] = A[:, iu[0], iu[1]]
     wy = w * y
     rhs[:, 0] = wy.sum(axis=1)
     rhs[:, 1 : 1 + S] = np.einsum("tns,tn->ts", wX, y)
-    rhs[:, 1 + S :] = segment_sum(wy, codes, n_ind)
-    return (np.linalg.pinv(A, hermitian=True) @ rhs[..., None])[..., 0]
+    rhs[:, 1 + S : P] = segment_sum(wy, codes, n_ind)
+    return (np.linalg.pinv(A, hermitian=True) @ rhs[..., None])[..., :P, 0]
 
 
 def structural_blend(
@@ -178,7 +184,10 @@ def structural_blend(
     ``sigma_TS / exp(X b)`` over the fit (the log-bias correction). The output is
     ``sigma = gamma sigma_TS + (1 - gamma) sigma_STR``, returned as a variance.
     Missing loadings count as 0 (the standardized mean) in the prediction and
-    leave the asset out of the fit; industry ``-1`` has no dummy.
+    leave the asset out of the fit. Industry effects are deviations from the
+    fit-weighted average industry (``sum_j W_j b_j = 0``, ``W_j`` the fit weight of
+    industry ``j``), so an asset with industry ``-1``, or in an industry without
+    fitted assets, is predicted at the average industry's level.
 
     Parameters
     ----------
