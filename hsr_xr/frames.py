@@ -10,7 +10,7 @@ import pandas as pd
 import xarray as xr
 
 from .errors import ValidationError
-from .schema import VARIABLES, check_coords
+from .schema import VARIABLES, check_coords, datetime_ns
 
 
 def _labels(values: Iterable) -> np.ndarray:
@@ -57,6 +57,12 @@ def from_long_frame(
         raise ValidationError(
             date, f"has {int(dates.isna().sum())} missing dates", "drop or fill those rows"
         )
+    for col in (asset, name):
+        missing = df[col].isna()
+        if missing.any():
+            raise ValidationError(
+                col, f"has {int(missing.sum())} missing values", "drop or fill those rows"
+            )
     try:
         values = df[value].to_numpy(dtype=float)
     except (ValueError, TypeError) as err:
@@ -81,7 +87,7 @@ def from_long_frame(
         )
     cube_arr = np.full((T, N, K), np.nan)
     cube_arr.reshape(-1)[flat] = values
-    coords = {"date": d_uniq.values.astype("datetime64[ns]"), "asset": _labels(a_uniq)}
+    coords = {"date": datetime_ns(d_uniq.values, date), "asset": _labels(a_uniq)}
     own = [k for k, n in enumerate(n_uniq) if VARIABLES.get(n) and VARIABLES[n].dims[0] == (
         "date", "asset")]  # fmt: skip
     rest = [k for k in range(K) if k not in own]
@@ -112,11 +118,17 @@ def from_wide_frames(
             index = pd.DatetimeIndex(pd.to_datetime(frame.index))
         except (ValueError, TypeError) as err:
             raise ValidationError(key, "index is not dates", "set a date index") from err
+        if index.tz is not None:  # .values would shift the dates to UTC
+            raise ValidationError(
+                key,
+                f"index dates are timezone-aware ({index.tz})",
+                "drop the zone: frame.tz_localize(None)",
+            )
         arr = xr.DataArray(
             frame.to_numpy(dtype=float),
             dims=("date", "asset"),
             coords={
-                "date": index.values.astype("datetime64[ns]"),
+                "date": datetime_ns(index.values, key),
                 "asset": _labels(frame.columns),
             },
             name=key,

@@ -149,6 +149,32 @@ def _is_dask(obj: xr.DataArray) -> bool:
     return isinstance(obj.data, da.Array)
 
 
+#: Dates that datetime64[ns] holds (a day inside its range at each end).
+NS_DATE_RANGE = (np.datetime64("1677-09-22", "D"), np.datetime64("2262-04-10", "D"))
+
+
+def datetime_ns(values, name: str) -> np.ndarray:
+    """``values`` (datetime64 of any unit) as datetime64[ns], the unit hsr_xr stores.
+
+    NumPy's cast overflows silently outside about 1677-2262 (e.g. a 9999-12-31
+    "open" sentinel in microseconds becomes 1816-03-29), so such dates are refused.
+    """
+    arr = np.asarray(values)
+    if arr.dtype == np.dtype("datetime64[ns]"):
+        return arr
+    lo, hi = NS_DATE_RANGE
+    outside = ~np.isnat(arr) & ((arr < lo) | (arr > hi))
+    if outside.any():
+        raise ValidationError(
+            name,
+            f"has dates outside {lo}..{hi} (e.g. {arr[outside].flat[0]}), which "
+            "nanosecond datetimes cannot hold",
+            "replace open-ended sentinels such as 9999-12-31 with NaT, or store those dates "
+            "as strings",
+        )
+    return arr.astype("datetime64[ns]")
+
+
 def check_coords(obj: xr.Dataset | xr.DataArray, label: str = "input") -> None:
     """Check the canonical coordinates present on ``obj``.
 

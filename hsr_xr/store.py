@@ -44,7 +44,7 @@ import xarray as xr
 import zarr
 
 from .errors import IncompleteStoreError, ValidationError
-from .schema import VARIABLES, check_coords, validate
+from .schema import VARIABLES, check_coords, datetime_ns, validate
 
 MARKER = "hsr_xr_complete"
 FORMAT = "hsr_xr_format"
@@ -93,11 +93,23 @@ def _json_attrs(attrs: dict, owner: str) -> dict:
 def _prepare(ds: xr.Dataset) -> xr.Dataset:
     """Fixed-width unicode -> object (vlen-utf8); JSON attrs; drop stale encodings."""
     out = ds.copy()
-    for name, var in {**out.coords, **out.data_vars}.items():
+    for name, var in ds.variables.items():  # Variables: no coordinates to carry back in
         if var.dtype.kind == "U":
-            out[name] = var.astype(object)
+            var = var.astype(object)
         elif var.dtype.kind == "M" and var.dtype != np.dtype("datetime64[ns]"):
-            out[name] = var.astype("datetime64[ns]")  # the stored unit (see _encoding)
+            # the stored unit (see _encoding); out-of-range dates are refused, lazily on Dask
+            data = var.data
+            if isinstance(data, dask.array.Array):
+                data = data.map_blocks(datetime_ns, str(name), dtype="datetime64[ns]")
+            else:
+                data = datetime_ns(data, str(name))
+            var = var.copy(data=data)
+        else:
+            continue
+        if name in ds.coords:
+            out = out.assign_coords({name: var})
+        else:
+            out[name] = var
     out.attrs = _json_attrs(out.attrs, "ds")
     for name, var in out.variables.items():
         var.attrs = _json_attrs(var.attrs, str(name))
@@ -452,6 +464,11 @@ def _update(ds, path, group, chunks, consolidated, progress) -> Path:
             region = {d: slice(None) for d in payload[replaced].dims}
             _write(payload[replaced], path, mode="r+", group=group, chunks=chunks,
                    consolidated=consolidated, progress=progress, region=region)  # fmt: skip
+            # region writes store no attributes: the replaced variables' and the group's
+            # (merged into the stored ones, so xarray's own keys stay)
+            for n in replaced:
+                root[n].attrs.update(payload[n].attrs)
+            root.attrs.update(payload.attrs)
     except BaseException:
         for n in created:  # arrays and new-dim coordinates this call made
             with contextlib.suppress(KeyError):
