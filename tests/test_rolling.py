@@ -207,6 +207,8 @@ def test_nan_where_undefined():
     assert np.isnan(res["r2"][:, singular]).all()
     assert np.isfinite(res["betas"][0, 60:]).all()
     assert np.isnan(res["betas"][:, :19]).all()  # before the window-th date
+    assert (res["n_obs"][:, :19] == 0).all()  # no window ends there (as documented)
+    assert (res["n_obs"][0, 19:] == 20).all()
     assert np.isnan(res["intercept"][4]).all()  # never-valid asset
     assert (res["n_obs"][4] == 0).all()
     assert np.isnan(res["betas"][2, :64]).all()  # listed at 50: 15 valid dates by date 64

@@ -289,7 +289,7 @@ def _fit(
             "prediction": np.where(ok & pred_ok, ybar + ymean + dev, nan),
             "residual": np.where(ok & resid_ok, uy - ybar - dev, nan),
             "r2": np.where(ok & (cyy > 0), 1.0 - ssr / cyy, nan),
-            "n_obs": np.broadcast_to(np.rint(n).astype(np.int64), ok.shape),
+            "n_obs": np.broadcast_to(np.where(fit_ok, np.rint(n), 0).astype(np.int64), ok.shape),
         }
         out["alpha"] = out["intercept"] + out["residual"]
         if stderr:
