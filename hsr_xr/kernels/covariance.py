@@ -576,14 +576,16 @@ def eigen_adjust(
     histories of ``window`` dates (fixed ``seed``, the same draws for every date).
     The bias is simulated on every ``stride``-th date that has a forecast and held
     (as of that date, so no look-ahead) until the next simulation date; every date
-    is decomposed and adjusted with its own eigenvectors. ``stride=1`` simulates on
-    every date. ``g`` is floored at 0, so the result is PSD. Invalid (NaN) factors
+    is decomposed and adjusted with its own eigenvectors, the held ``v`` applied by
+    position in ascending eigenvalue order (so when a factor becomes valid between
+    simulation dates, the positions shift until the next one). ``stride=1`` simulates
+    on every date. ``g`` is floored at 0, so the result is PSD. Invalid (NaN) factors
     are left out of the decomposition and stay NaN.
 
     Cost: one K x K eigendecomposition per date plus ``sims`` per simulation date.
-    Measured at K=73 (benchmarks/bench_risk.py, shared 2-core machine): about 10 s
-    for T=2520 with the defaults (M=100, stride 21), i.e. ~70 ms per simulation date
-    and ~0.5 ms per date for the decomposition; ``stride=1`` costs ~70 ms per date.
+    Measured at K=73 (benchmarks/bench_risk.py, shared 2-core machine): 5.5-10 s
+    for T=2520 with the defaults (M=100, stride 21), i.e. 40-70 ms per simulation date
+    and ~0.5 ms per date for the decomposition; ``stride=1`` costs 35-70 ms per date.
 
     Parameters
     ----------
