@@ -135,8 +135,10 @@ VARIABLES: dict[str, VarSpec] = dict(
 )
 
 POSITIVE = ("market_cap", "close", "adj_close")
-#: Return series checked for +-inf (NaN is the missing value; inf is bad input).
-FINITE = ("returns", "factor_returns", "specific_returns")
+#: Returns and raw descriptors are checked for +-inf (NaN is the missing value; inf is bad
+#: input: one infinite descriptor would blank its whole cross-section through the
+#: winsorization quantiles).
+FINITE = ("returns", "factor_returns", "specific_returns", "descriptors")
 #: Variances: NaN is missing; negative or infinite values are bad input.
 NONNEGATIVE = ("specific_var",)
 

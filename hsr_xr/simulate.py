@@ -259,8 +259,11 @@ def simulate_market(
     the standardized log cap path (up to the size factors' own contribution to it)
     and the ``size`` descriptor is log market cap; the ``nonlinear_size`` descriptor
     is the cube of standardized log cap, and its true exposure is the
-    cube of size orthogonalized to size, so ``compute_loadings(orthogonalize=True)``
-    recovers it. ``book_to_price``, ``profitability`` and
+    cube of size orthogonalized to size (USE4's order: orthogonalize, then
+    standardize). ``compute_loadings`` winsorizes the heavy-tailed cube as a
+    descriptor before any orthogonalization, so its ``nonlinear_size`` loading tracks
+    this truth only loosely (cross-sectional correlation about 0.7-0.85, lower with
+    ``orthogonalize=True`` than without). ``book_to_price``, ``profitability`` and
     ``investment`` are noisy transforms of the value, earnings_yield and growth
     exposures, so their long-short FF5 factors inherit those factors' premia.
     """

@@ -198,6 +198,17 @@ BAD_CALLS = {
     "ff5 no Dataset": ("ds", lambda m: hx.ff5_factors(None, merge=True)),
     # loadings
     "loadings min_valid=None": ("min_valid", lambda m: hx.compute_loadings(m, min_valid=None)),
+    # one +inf descriptor used to blank that descriptor's whole cross-section for the date
+    "loadings inf descriptor": (
+        "descriptors",
+        lambda m: hx.compute_loadings(m.assign(descriptors=_with(m.descriptors, np.inf))),
+    ),
+    "loadings inf descriptor dask": (
+        "descriptors",
+        lambda m: hx.compute_loadings(
+            m.assign(descriptors=_with(m.descriptors, -np.inf)).chunk(date=7)
+        ).compute(),
+    ),
     "loadings min_valid=True": ("min_valid", lambda m: hx.compute_loadings(m, min_valid=True)),
     "loadings lower='0.1'": ("lower", lambda m: hx.compute_loadings(m, lower="0.1")),
     "loadings n_std=[3]": ("n_std", lambda m: hx.compute_loadings(m, n_std=[3])),
