@@ -151,7 +151,7 @@ def portfolio_risk(
     # without any forecast (all of F NaN) is NaN for every portfolio.
     unknown = np.isnan(cov)
     exposed = (h != 0).astype(float)
-    blind = np.einsum("...mk,...kl,...ml->...m", exposed, unknown.astype(float), exposed) > 0
+    blind = ((exposed @ unknown.astype(float)) * exposed).sum(axis=-1) > 0
     blind |= unknown.all(axis=(-2, -1))[..., None]
     fh = h @ np.where(unknown, 0.0, cov)  # F symmetric: (Fh)_k = Σ_l h_l F_lk
     fh[blind] = np.nan
