@@ -112,10 +112,16 @@ def factor_summary(ds: xr.Dataset, n_styles: int | None = None) -> pd.DataFrame:
 
 
 def ff5_summary(ff: dict[str, xr.Dataset]) -> pd.DataFrame:
-    """Annualized mean and vol (%) of the five factors per frequency."""
+    """Annualized mean and vol (%) of the five factors per frequency.
+
+    Periods that the panel cuts (``complete`` False, from :func:`resample`) are left
+    out: a partial week or month is not a full period's return.
+    """
     rows = {}
     for freq, f in ff.items():
         k = PERIODS_PER_YEAR.get(freq, 252)
+        if "complete" in f.coords:
+            f = f.sel(date=f["complete"].values)
         for col in FF5_COLUMNS:
             s = f[col].to_series()
             rows[(freq, col)] = {

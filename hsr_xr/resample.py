@@ -68,6 +68,29 @@ def period_starts(dates: pd.DatetimeIndex, freq: str, anchor: str = "FRI") -> np
     return np.flatnonzero(change).astype(np.int64)
 
 
+def period_complete(
+    dates: pd.DatetimeIndex, starts: np.ndarray, freq: str, anchor: str = "FRI"
+) -> np.ndarray:
+    """Whether the panel covers each period's whole calendar span, shape (n_periods,).
+
+    Only the first and the last period can be cut by the panel: the first is
+    incomplete when a weekday of its calendar period precedes the panel's first
+    date, the last when one follows the panel's last date. Holidays are not known,
+    so a period whose first (last) weekday is a holiday counts as incomplete when
+    the panel starts (ends) next to it. With "D" every period is complete.
+    """
+    ok = np.ones(len(starts), dtype=bool)
+    if str(freq).upper() == "D" or not len(starts):
+        return ok
+    first, last = dates[0], dates[-1]
+    span = pd.DatetimeIndex([first, last]).to_period(period_freq(freq, anchor))
+    stamps = (span[0].start_time, first, last, span[1].end_time)
+    start, first_day, last_day, end = (np.datetime64(t.date(), "D") for t in stamps)
+    ok[0] &= np.busday_count(start, first_day) == 0  # weekdays before the panel
+    ok[-1] &= np.busday_count(last_day + 1, end + 1) == 0  # weekdays after it
+    return ok
+
+
 def _by_position(block: np.ndarray, starts: np.ndarray, lengths: np.ndarray):
     """Yield ``(periods, rows)`` for j = 0, 1, ...: the j-th date of every period that has one.
 
@@ -228,8 +251,10 @@ def resample(
     Returns
     -------
     Dataset with ``date`` = one label per period and coordinates
-    ``first_date(date)``, ``last_date(date)`` and ``n_dates(date)`` (trading
-    dates in the period).
+    ``first_date(date)``, ``last_date(date)``, ``n_dates(date)`` (trading
+    dates in the period) and ``complete(date)``: False for a first or last period
+    that the panel cuts (see :func:`period_complete`), whose return covers only
+    part of its calendar span.
 
     Raises
     ------
@@ -302,6 +327,7 @@ def resample(
         first_date=("date", dates[starts]),
         last_date=("date", dates[ends]),
         n_dates=("date", (ends - starts + 1).astype(np.int64)),
+        complete=("date", period_complete(dates, starts, freq, anchor)),
     )
     out.attrs = {**ds.attrs, "freq": str(freq), "label": label, "characteristics": characteristics}
     return out

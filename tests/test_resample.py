@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 import hsr_xr as hx
 from hsr_xr.errors import ValidationError
+from hsr_xr.resample import period_freq
 
 WEEKDAY = {"MON": 0, "TUE": 1, "WED": 2, "THU": 3, "FRI": 4, "SAT": 5, "SUN": 6}
 
@@ -166,9 +167,9 @@ def test_daily_is_identity_with_period_coords():
     ds = make_daily(start="2020-01-01", end="2020-02-28")
     out = hx.resample(ds, "D")
     xr.testing.assert_identical(
-        out.drop_vars(["first_date", "last_date", "n_dates"]).drop_attrs(), ds
+        out.drop_vars(["first_date", "last_date", "n_dates", "complete"]).drop_attrs(), ds
     )
-    assert (out.n_dates == 1).all()
+    assert (out.n_dates == 1).all() and out.complete.all()
 
 
 @pytest.mark.parametrize("freq", ["W", "M"])
@@ -290,3 +291,45 @@ def test_float32_returns_empty_panel_and_nat_end_of_period():
     assert out.report.values[-1, 0] == stamp[-2, 0]
     assert np.isnat(out.report.values[:, 1]).all()
     assert out.report.values[0, 2] == stamp[out.n_dates.values[0] - 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "freq", "first", "last"),
+    [
+        ("2024-01-03", "2024-03-27", "W", False, False),  # Wed .. Wed
+        ("2024-01-08", "2024-03-29", "W", True, True),  # Mon .. Fri
+        ("2024-01-05", "2024-03-28", "W-THU", True, True),  # Fri .. Thu
+        ("2024-01-01", "2024-03-29", "M", True, True),
+        ("2024-01-02", "2024-03-28", "M", False, False),
+        ("2024-01-01", "2024-03-29", "Q", True, True),
+        ("2024-01-01", "2024-03-28", "Q", False, False),  # one period, cut at its end
+        ("2023-12-29", "2025-12-31", "A", False, True),
+    ],
+)
+def test_complete_marks_periods_cut_by_the_panel(start, end, freq, first, last):
+    ds = make_daily(start=start, end=end, drop=0.0)
+    out = hx.resample(ds, freq)
+    complete = out.complete.values
+    # an independent check: the weekdays of each calendar period present in the panel
+    dates = ds.indexes["date"]
+    for i, (a, b) in enumerate(zip(out.first_date.values, out.last_date.values, strict=True)):
+        period = pd.Timestamp(a).to_period(period_freq(freq))
+        weekdays = pd.bdate_range(period.start_time, period.end_time.normalize())
+        covered = weekdays[(weekdays >= dates[0]) & (weekdays <= dates[-1])]
+        assert complete[i] == (len(covered) == len(weekdays)), (i, a, b)
+    assert complete[0] == (first if len(complete) > 1 else first and last)
+    assert complete[-1] == (last if len(complete) > 1 else first and last)
+    assert complete[1:-1].all()
+
+
+def test_ff5_summary_leaves_out_cut_periods():
+    from hsr_xr import pipeline
+
+    market = hx.simulate_market(n_dates=70, n_assets=120, n_industries=4, seed=3)
+    assert pd.Timestamp(market.date.values[0]).weekday() != 0  # starts mid-week
+    ff = pipeline.ff5_by_frequency(market, freqs=("W",))
+    table = pipeline.ff5_summary(ff)
+    kept = ff["W"]["MKT"].where(ff["W"].complete)
+    assert table.loc[("W", "MKT"), "periods"] == int(kept.count()) < int(ff["W"]["MKT"].count())
+    mean = float(kept.mean()) * 52 * 100
+    np.testing.assert_allclose(table.loc[("W", "MKT"), "ann_mean_%"], mean, atol=0.006)
