@@ -76,7 +76,27 @@ def risk_steps(ds: xr.Dataset, steps: Steps, preset: str = "seed") -> xr.Dataset
         ds = steps.run("loadings: winsorize + standardize descriptors -> styles",
                        compute_loadings, ds, orthogonalize=True, coverage=True)  # fmt: skip
     ds = steps.run("factor regression: constrained WLS per date", factor_regression, ds)
+    ds = time_series_layout(ds)
     return steps.run(f"risk model (preset={preset!r})", risk_model, ds, preset=preset)
+
+
+def time_series_layout(
+    ds: xr.Dataset, names: tuple[str, ...] = ("factor_returns", "specific_returns")
+) -> xr.Dataset:
+    """Rechunk the risk model's time-series inputs to a whole ``date`` axis.
+
+    The regression writes them in the cross-sectional layout (chunked over
+    ``date``); the EWMAs need every date of an asset in one chunk, so they are
+    rechunked over ``asset`` instead (Dask's "auto" chunk size). NumPy-backed
+    and single-date-chunk variables are left as they are.
+    """
+    out = {}
+    for name in names:
+        var = ds.get(name)
+        if var is None or var.chunks is None or len(var.chunksizes.get("date", ())) <= 1:
+            continue
+        out[name] = var.chunk({d: "auto" if d == "asset" else -1 for d in var.dims})
+    return ds.assign(out) if out else ds
 
 
 FF5_INPUTS = ("returns", "market_cap", "book_to_price", "profitability", "investment")
