@@ -17,6 +17,7 @@ import pandas as pd
 import xarray as xr
 
 from .analytics import bias_statistics, portfolio_risk, portfolio_sets, validation_table
+from .errors import ValidationError
 from .ff5 import ff5_factors
 from .loadings import compute_loadings
 from .regression import factor_regression
@@ -111,11 +112,17 @@ def ff5_by_frequency(ds: xr.Dataset, freqs=("D", "W", "M")) -> dict[str, xr.Data
     }
 
 
-def factor_summary(ds: xr.Dataset, n_styles: int | None = None) -> pd.DataFrame:
-    """Annualized mean/vol and t-stat of country and style factor returns (+ truth corr)."""
-    f = ds["factor_returns"]
-    names = ["country", *[str(s) for s in ds["style"].values]] if n_styles is None else None
-    f = f.sel(factor=names)
+def factor_summary(ds: xr.Dataset, styles=None) -> pd.DataFrame:
+    """Annualized mean/vol and t-stat of country and style factor returns (+ truth corr).
+
+    ``styles``: the style factor names (default: the ``style`` coordinate of ``ds``).
+    """
+    if styles is None:
+        if "style" not in ds.coords:
+            raise ValidationError("style", "no style coordinate", "pass styles=[...] names")
+        styles = ds["style"].values
+    names = ["country", *[str(s) for s in styles]]
+    f = ds["factor_returns"].sel(factor=names)
     table = pd.DataFrame(
         {
             "ann_mean_%": f.mean("date").values * 252 * 100,

@@ -109,3 +109,13 @@ def test_run_on_a_date_chunked_store_equals_in_memory(tmp_path, capsys):
     ref = hx.risk_model(hx.factor_regression(ref), preset="use4s")
     for name in ("factor_returns", "specific_returns", "factor_cov", "specific_var"):
         np.testing.assert_allclose(model[name].values, ref[name].values, rtol=1e-12, atol=0)
+
+
+def test_run_on_a_store_with_loadings_and_no_descriptors(tmp_path, capsys):
+    market = hx.compute_loadings(hx.simulate_market(n_dates=80, n_assets=100, seed=1))
+    store = tmp_path / "l.zarr"
+    hx.to_store(market[["returns", "market_cap", "industry", "loadings"]], store)
+    assert main(["run", str(store)]) == 0
+    text = capsys.readouterr().out
+    assert "dividend_yield" in text  # the style summary, printed after the write
+    assert "specific_var" in hx.open_store(store, group="model")
