@@ -91,7 +91,13 @@ def _json_attrs(attrs: dict, owner: str) -> dict:
 
 
 def _prepare(ds: xr.Dataset) -> xr.Dataset:
-    """Fixed-width unicode -> object (vlen-utf8); JSON attrs; drop stale encodings."""
+    """Fixed-width unicode -> object (vlen-utf8); JSON attrs; drop stale encodings.
+
+    The group attrs carry this package's format and an *incomplete* marker, so a
+    write that stops early leaves a group that ``open_store`` refuses and
+    ``store_groups`` still lists; the marker is set once the write has finished
+    (a marker in the input's attrs, e.g. from ``xr.open_zarr``, is not kept).
+    """
     out = ds.copy()
     for name, var in ds.variables.items():  # Variables: no coordinates to carry back in
         if var.dtype.kind == "U":
@@ -110,7 +116,8 @@ def _prepare(ds: xr.Dataset) -> xr.Dataset:
             out = out.assign_coords({name: var})
         else:
             out[name] = var
-    out.attrs = _json_attrs(out.attrs, "ds")
+    attrs = {k: v for k, v in out.attrs.items() if k not in (MARKER, FORMAT)}
+    out.attrs = {**_json_attrs(attrs, "ds"), MARKER: False, FORMAT: 1}
     for name, var in out.variables.items():
         var.attrs = _json_attrs(var.attrs, str(name))
         var.encoding = {}
@@ -198,8 +205,9 @@ def to_store(
         ``"w-"`` create (error if present), ``"w"`` replace (a whole store
         atomically; a group inside an existing store is rewritten in place and
         left marked incomplete if that fails), ``"append"`` add new dates after
-        the stored ones (same variables and non-date coordinates; the stored
-        group attributes are kept, new ones added), ``"update"`` add or replace
+        the stored ones (same variables, non-date coordinates and
+        ``industry_names``; the stored group and variable attributes are kept,
+        new group attributes added), ``"update"`` add or replace
         variables on the stored coordinates.
     group : str, optional
         Sub-group to write (e.g. ``"ff5_W"``); the root by default. It may not
@@ -372,10 +380,19 @@ def _append(ds, path, group, consolidated, progress) -> Path:
             raise ValidationError(
                 name, f"has dims {var.dims}, the store has {old[name].dims}", "transpose to match"
             )
+        names = var.attrs.get("industry_names")
+        if names is not None and list(names) != list(old[name].attrs.get("industry_names", [])):
+            raise ValidationError(
+                name,
+                "attrs['industry_names'] differ from the stored ones, so the new dates' codes "
+                "would name other industries",
+                "recode the new dates to the stored industry_names",
+            )
     if ds.sizes["date"] == 0:
         return path  # nothing to append
     new = ds.drop_vars(static)
-    new.attrs = {**old.attrs, **new.attrs}  # writing replaces the group's attrs
+    # writing replaces the group's attrs: the stored ones are kept, new keys added
+    new.attrs = {**new.attrs, **old.attrs}
     root = zarr.open_group(str(path), path=group or "", mode="r+")
     # every stored array along date (data, the date index, other date coordinates)
     date_arrays = [n for n in old.variables if "date" in old[n].dims]
@@ -385,6 +402,9 @@ def _append(ds, path, group, consolidated, progress) -> Path:
     sizes[-1] -= sum(sizes) - new.sizes["date"]
     sizes = [s for s in sizes if s > 0]
     new = new.chunk({"date": tuple(sizes)})
+    for name, var in new.data_vars.items():  # other dims: one Dask chunk per stored chunk
+        stored = dict(zip(var.dims, root[name].chunks, strict=True))
+        new[name] = var.chunk({d: c for d, c in stored.items() if d != "date"})
     _set_marker(path, group, False, consolidated)
     try:
         _write(new, path, mode="a", group=group, chunks={}, consolidated=consolidated,

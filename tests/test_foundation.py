@@ -584,3 +584,50 @@ def test_create_never_replaces_a_store_that_appeared_meanwhile(panel, tmp_path, 
     monkeypatch.undo()
     assert hx.open_store(p).sizes["date"] == 3  # the rival's store is intact
     assert sorted(x.name for x in tmp_path.iterdir()) == ["s.zarr"]
+
+
+def _fail_in_chunk(var: xr.DataArray, index: int, chunk: int) -> xr.DataArray:
+    """``var`` chunked over date whose ``index``-th chunk raises when computed."""
+    x = var.chunk({"date": chunk})
+
+    def boom(block, block_info=None):
+        if block_info[0]["chunk-location"][0] == index:
+            raise RuntimeError("boom")
+        return block
+
+    return x.copy(data=x.data.map_blocks(boom, dtype=x.dtype))
+
+
+def test_a_marker_in_the_input_attrs_never_marks_a_failed_write_complete(small, tmp_path):
+    # a Dataset read with plain xr.open_zarr carries the store's attrs, marker included
+    p = tmp_path / "a.zarr"
+    hx.to_store(small, p, chunks={"date": 10})
+    raw = xr.open_zarr(p, zarr_format=3)
+    assert raw.attrs[MARKER] is True
+    with pytest.raises(RuntimeError, match="boom"):
+        hx.to_store(raw.assign(returns=_fail_in_chunk(raw.returns, 2, 10)), p, group="g")
+    with pytest.raises(IncompleteStoreError):
+        hx.open_store(p, group="g")
+    assert store_groups(p) == ["g"]  # still listed, so `hsr-xr info` reports it
+    payload = raw[["returns"]].assign(returns=_fail_in_chunk(raw.returns * 0, 2, 10))
+    with pytest.raises(RuntimeError, match="boom"):
+        hx.to_store(payload, p, mode="update")
+    with pytest.raises(IncompleteStoreError):
+        hx.open_store(p)
+
+
+def test_append_keeps_stored_attrs_and_refuses_other_industry_names(panel, tmp_path):
+    p = tmp_path / "s.zarr"
+    ds = panel.assign_attrs(seed=7)
+    hx.to_store(ds.isel(date=slice(0, 15)), p, chunks={"date": 5})
+    tail = ds.isel(date=slice(15, None))
+    other = tail.industry.copy()  # the same codes, naming other industries
+    other.attrs["industry_names"] = list(panel.industry.attrs["industry_names"])[::-1]
+    with pytest.raises(hx.ValidationError, match="industry_names"):
+        hx.to_store(tail.assign(industry=other), p, mode="append")
+    # chunked over asset unlike the store, and with a conflicting group attr
+    tail = tail.assign_attrs(seed=99, note="new").chunk({"asset": 3, "date": 4})
+    hx.to_store(tail, p, mode="append")
+    back = hx.open_store(p)
+    assert back.attrs["seed"] == 7 and back.attrs["note"] == "new"
+    np.testing.assert_array_equal(back.returns.values, panel.returns.values)
