@@ -42,7 +42,9 @@ from .schema import (
     check_coords,
     check_core_unchunked,
     check_flags,
+    check_nonempty,
     industry_names,
+    is_number,
     select_dates,
     validate,
 )
@@ -71,6 +73,11 @@ def _model_inputs(
     }
     ds = validate(ds, list(names), names=names)
     S = ds[loadings]
+    check_nonempty(S, ("date", "asset"), loadings)
+    if fill_exposures is not None and not is_number(fill_exposures, finite=True):
+        raise ValidationError(
+            "fill_exposures", f"got {fill_exposures!r}", "pass a finite number, or None"
+        )
     if fill_exposures is not None:
         S = S.fillna(fill_exposures)
     inds = industry_names(ds, industry)

@@ -52,6 +52,7 @@ from .schema import (
     check_coords,
     check_core_unchunked,
     check_flags,
+    check_nonempty,
     industry_names,
     is_flag,
     is_integer,
@@ -530,6 +531,8 @@ def risk_model(
                 f"add it, or pass {key}=<name> to use another variable{extra}",
             )
     ds = validate(ds, required, optional=optional, names=names)
+    check_nonempty(ds[factor_returns], ("date", "factor"), factor_returns)
+    check_nonempty(ds[specific_returns], ("asset",), specific_returns)
     f = ds[factor_returns].transpose("date", "factor").astype(float, copy=False)
     proxy = _proxy(ds, f, opts["regime_proxy"])
     fac = _factor_side(f, proxy, opts)

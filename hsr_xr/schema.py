@@ -452,21 +452,28 @@ def check_nonempty(var: xr.DataArray, dims: Iterable[str], name: str) -> None:
 def select_dates(obj: xr.DataArray | xr.Dataset, date: Any) -> xr.DataArray | xr.Dataset:
     """``obj.sel(date=date)`` (unchanged if ``date`` is None or ``obj`` has no date dim).
 
-    A label that is not in ``obj``'s dates raises a :class:`ValidationError` naming
-    the date range, instead of a bare ``KeyError``.
+    A label that is not in ``obj``'s dates, or a selection of no date, raises a
+    :class:`ValidationError` naming the date range (not a bare ``KeyError``).
     """
     if date is None or "date" not in obj.dims:
         return obj
+    index = obj.indexes["date"]
+    span = f"{index[0]} .. {index[-1]}" if len(index) else "no dates"
     try:
-        return obj.sel(date=date)
+        out = obj.sel(date=date)
     except KeyError as err:
-        index = obj.indexes["date"]
-        span = f"{index[0]} .. {index[-1]}" if len(index) else "no dates"
         raise ValidationError(
             "date",
             f"{date!r} is not one of the panel's dates ({span}, {len(index)} dates)",
             "pick labels from ds.date, or pass a slice",
         ) from err
+    if out.sizes.get("date", 1) == 0:
+        raise ValidationError(
+            "date",
+            f"{date!r} selects none of the panel's dates ({span})",
+            "pass a range that overlaps ds.date",
+        )
+    return out
 
 
 def check_core_unchunked(var: xr.DataArray, dim: str, name: str) -> None:

@@ -3,6 +3,8 @@ wrong answer (found by a bug hunt; each case used to give a silent wrong result 
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -126,7 +128,48 @@ def _no_names(m):
     return m.assign(industry=industry)
 
 
+@functools.cache
+def _fitted() -> xr.Dataset:
+    """A small fitted model (loadings = the planted exposures) for the analytics calls."""
+    sim = hx.simulate_market(n_dates=40, n_assets=60, n_industries=5, seed=1)
+    sim = hx.factor_regression(sim.assign(loadings=sim.truth_exposures))
+    return hx.risk_model(sim, "seed", min_periods=5, specific_min_periods=5)
+
+
+def _ones(ds: xr.Dataset) -> xr.DataArray:
+    return xr.ones_like(ds.asset, dtype=float)
+
+
 BAD_CALLS = {
+    # empty axes and selections (used to escape as reshape / index errors)
+    "risk_model no dates": (
+        "factor_returns",
+        lambda m: hx.risk_model(_fitted().isel(date=slice(0, 0)), "seed"),
+    ),
+    "risk_model no factors": (
+        "factor_returns",
+        lambda m: hx.risk_model(_fitted().isel(factor=slice(0, 0), factor2=slice(0, 0)), "use4s"),
+    ),
+    "portfolio_risk no dates": (
+        "loadings",
+        lambda m: hx.portfolio_risk(_fitted().isel(date=slice(0, 0)), _ones(_fitted())),
+    ),
+    "portfolio_risk date range without dates": (
+        "date",
+        lambda m: hx.portfolio_risk(_fitted(), _ones(_fitted()), date=slice("1990", "1991")),
+    ),
+    "variance_explained date range without dates": (
+        "date",
+        lambda m: hx.variance_explained(_fitted(), date=slice("1990", "1991")),
+    ),
+    "portfolio_risk fill_exposures='x'": (
+        "fill_exposures",
+        lambda m: hx.portfolio_risk(_fitted(), _ones(_fitted()), fill_exposures="x"),
+    ),
+    "variance_explained fill_exposures=nan": (
+        "fill_exposures",
+        lambda m: hx.variance_explained(_fitted(), fill_exposures=np.nan),
+    ),
     # resample: return variables are validated (they used to skip validation)
     "resample inf returns": (
         "returns",
