@@ -21,6 +21,8 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
         exec(compile(block, "README.md", "exec"), namespace)
     assert {"factor_cov", "specific_var", "loadings"} <= set(hx.open_store("run.zarr").data_vars)
     assert set(namespace["rb"]["betas"].factor.values) == {"MKT", "SMB", "HML", "RMW", "CMA"}
+    # the cap-weighted portfolio's daily vol is a number of the market's size, not NaN
+    assert 0.002 < float(namespace["risk"]["total_risk"]) < 0.05
 
 
 def test_ci_runs_the_readme_test_command():
