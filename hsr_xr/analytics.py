@@ -20,7 +20,8 @@ Conventions
   without a forecast yet (NaN in ``factor_cov``, e.g. a new industry in its
   warm-up) makes NaN only the portfolios exposed to it. A held
   asset with a NaN return (suspension) contributes 0 to the portfolio return
-  unless ``fill_returns=None``.
+  unless ``fill_returns=None``; a date on which no held asset has a return is
+  NaN.
 * Variances are per period of the inputs (daily fraction²); vols are their
   square roots.
 """
@@ -318,13 +319,19 @@ def _risk(w, S, codes, F, D, active: bool = False) -> xr.Dataset:
 def _portfolio_returns(
     w: xr.DataArray, r: xr.DataArray, fill_returns: float | None
 ) -> xr.DataArray:
-    """Σ_n w r per date; NaN weight = not held; NaN return filled (or NaN if held)."""
+    """Σ_n w r per date; NaN weight = not held; NaN return filled (or NaN if held).
+
+    A date on which no held asset has a return (no market data) is NaN whatever
+    ``fill_returns`` says: filling it would record a 0 outcome that never happened.
+    """
     w0 = w.fillna(0.0)
     out = xr.dot(w0, r.fillna(0.0 if fill_returns is None else fill_returns), dim="asset")
+    held = (w0 != 0).astype(float)
+    observed = xr.dot(held, r.notnull().astype(float), dim="asset")
     if fill_returns is None:
-        held_missing = xr.dot((w0 != 0).astype(float), r.isnull().astype(float), dim="asset")
-        out = out.where(held_missing == 0)
-    return out
+        missing = xr.dot(held, r.isnull().astype(float), dim="asset")
+        return out.where((missing == 0) & (observed > 0))
+    return out.where(observed > 0)
 
 
 def _returns_input(ds: xr.Dataset, returns: str) -> xr.DataArray:

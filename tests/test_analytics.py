@@ -578,3 +578,21 @@ def test_seed_defect_country_forced_to_zero_under_predicts():
     late = hx.bias_statistics(hx.risk_model(ours, preset="seed"), W, date=slice("2015-07-01", None))
     assert (late.n_obs < good.n_obs).all()
     assert late.date.values[0] >= np.datetime64("2015-07-01")
+
+
+def test_a_date_without_returns_is_no_outcome():
+    # no market data on a date: its portfolio return is unknown, not a 0 outcome
+    ds = _panel()
+    ds = ds.assign(returns=ds.returns.where(ds.date != ds.date[5]))
+    w = _weights().isel(portfolio=2, drop=True)
+    for fill in (0.0, None):
+        pr = hx.realized_vol(ds, w, window=3, fill_returns=fill).portfolio_return.values
+        assert np.isnan(pr[5])
+    ok = ds.loadings.notnull().all("style") & ds.specific_var.shift(date=1).notnull()
+    out = hx.bias_statistics(ds, w.where(ok, 0.0), window=3)
+    b = _bias_reference(ds, w.where(ok, 0.0), 3)[0]
+    assert np.isnan(out.standardized.values[5]) and b[5] == 0.0  # the fill's 0 outcome
+    b[5] = np.nan
+    np.testing.assert_allclose(out.standardized.values, b.values, rtol=1e-12)
+    assert out.n_obs.values == b.notna().sum()
+    np.testing.assert_allclose(out.bias.values, b.std(), rtol=1e-10)
