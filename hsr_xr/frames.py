@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable, Mapping
 from typing import Literal
 
@@ -15,6 +16,54 @@ from .schema import VARIABLES, check_coords, datetime_ns
 
 def _labels(values: Iterable) -> np.ndarray:
     return np.asarray([str(v) for v in values], dtype=object)
+
+
+def _dates(values, name: str) -> pd.DatetimeIndex:
+    """Date labels -> timezone-naive DatetimeIndex without NaT, or a named error.
+
+    Numbers are refused: pandas reads 20200102 as nanoseconds since 1970.
+    """
+    arr = np.asarray(values)
+    first = arr.flat[0] if arr.size else None
+    if arr.dtype.kind in "biuf" or (arr.dtype.kind == "O" and isinstance(first, numbers.Number)):
+        raise ValidationError(
+            name,
+            f"dates are numbers (e.g. {first}), which pandas would read as nanoseconds since 1970",
+            "parse them first, e.g. pd.to_datetime(x.astype(str), format='%Y%m%d')",
+        )
+    try:
+        dates = pd.DatetimeIndex(pd.to_datetime(arr))
+    except (ValueError, TypeError) as err:
+        raise ValidationError(name, "values are not dates", "parse them first") from err
+    if dates.tz is not None:  # .values would shift the dates to UTC
+        raise ValidationError(
+            name, f"dates are timezone-aware ({dates.tz})", "drop the zone: .tz_localize(None)"
+        )
+    if dates.isna().any():
+        raise ValidationError(
+            name, f"has {int(dates.isna().sum())} missing dates", "drop or fill those rows"
+        )
+    return dates
+
+
+def _registry_dtype(name: str, values: np.ndarray) -> np.ndarray:
+    """Float ``values`` of a registry variable in its own dtype.
+
+    Integer codes (``industry``): missing -> -1 (unknown); flags
+    (``estimation_universe``): missing -> False. Other values must be exact.
+    """
+    spec = VARIABLES.get(name)
+    if spec is None or "f" in spec.kind:
+        return values
+    missing = np.isnan(values)
+    known = values[~missing]
+    if "b" in spec.kind:
+        if not np.isin(known, (0.0, 1.0)).all():
+            raise ValidationError(name, "has values other than 0/1", "pass a 0/1 or bool flag")
+        return np.where(missing, False, values == 1.0)
+    if (known != np.round(known)).any() or (np.abs(known) >= 2**53).any():
+        raise ValidationError(name, "has non-integer codes", "pass integer codes")
+    return np.where(missing, -1, values).astype(np.int64)
 
 
 def from_long_frame(
@@ -45,18 +94,7 @@ def from_long_frame(
                 col, f"column missing from the frame (have {list(df.columns)})",
                 "pass date=, asset=, name=, value= with the frame's column names",
             )  # fmt: skip
-    try:
-        dates = pd.to_datetime(df[date].to_numpy())
-    except (ValueError, TypeError) as err:
-        raise ValidationError(date, "values are not dates", "parse them first") from err
-    if dates.tz is not None:
-        raise ValidationError(
-            date, f"dates are timezone-aware ({dates.tz})", "drop the zone: .dt.tz_localize(None)"
-        )
-    if dates.isna().any():
-        raise ValidationError(
-            date, f"has {int(dates.isna().sum())} missing dates", "drop or fill those rows"
-        )
+    dates = _dates(df[date].to_numpy(), date)
     for col in (asset, name):
         missing = df[col].isna()
         if missing.any():
@@ -91,7 +129,9 @@ def from_long_frame(
     own = [k for k, n in enumerate(n_uniq) if VARIABLES.get(n) and VARIABLES[n].dims[0] == (
         "date", "asset")]  # fmt: skip
     rest = [k for k in range(K) if k not in own]
-    data = {n_uniq[k]: (("date", "asset"), cube_arr[..., k]) for k in own}
+    data = {
+        n_uniq[k]: (("date", "asset"), _registry_dtype(n_uniq[k], cube_arr[..., k])) for k in own
+    }
     if rest:
         data[cube] = (("date", "asset", cube_dim), cube_arr[..., rest])
         coords[cube_dim] = _labels(n_uniq[rest])
@@ -110,22 +150,23 @@ def from_wide_frames(
     ``join="exact"`` (default) refuses frames whose dates or assets differ,
     naming the frame; ``"inner"``/``"outer"`` align them explicitly.
     """
+    if join not in ("exact", "inner", "outer"):
+        raise ValidationError("join", f"got {join!r}", "use 'exact', 'inner' or 'outer'")
+    if not isinstance(frames, Mapping) or not frames:
+        raise ValidationError("frames", "no frames given", "pass {name: DataFrame, ...}")
     arrays = {}
     for key, frame in frames.items():
         if not isinstance(frame, pd.DataFrame):
             raise ValidationError(key, f"is a {type(frame).__name__}", "pass a DataFrame")
+        index = _dates(frame.index, key)
         try:
-            index = pd.DatetimeIndex(pd.to_datetime(frame.index))
+            values = frame.to_numpy(dtype=float)
         except (ValueError, TypeError) as err:
-            raise ValidationError(key, "index is not dates", "set a date index") from err
-        if index.tz is not None:  # .values would shift the dates to UTC
             raise ValidationError(
-                key,
-                f"index dates are timezone-aware ({index.tz})",
-                "drop the zone: frame.tz_localize(None)",
-            )
+                key, "values are not numbers", "convert them with pd.to_numeric"
+            ) from err
         arr = xr.DataArray(
-            frame.to_numpy(dtype=float),
+            _registry_dtype(key, values),
             dims=("date", "asset"),
             coords={
                 "date": datetime_ns(index.values, key),

@@ -62,6 +62,8 @@ def _factor_array(
                 "factor_names", f"got the string {factor_names!r}", "pass a list, e.g. ['MKT']"
             )
         factor_names = list(factor_names)
+        if not factor_names:
+            raise ValidationError("factor_names", "is empty", "name at least one factor")
         dups = sorted({str(n) for n in factor_names if factor_names.count(n) > 1})
         if dups:
             raise ValidationError("factor_names", f"repeats {dups}", "name each factor once")

@@ -40,6 +40,7 @@ import dask
 import dask.array
 import dask.threaded
 import numpy as np
+import pandas as pd
 import xarray as xr
 import zarr
 
@@ -100,7 +101,10 @@ def _prepare(ds: xr.Dataset) -> xr.Dataset:
     """
     out = ds.copy()
     for name, var in ds.variables.items():  # Variables: no coordinates to carry back in
-        if var.dtype.kind == "U":
+        if isinstance(var.dtype, pd.CategoricalDtype):  # Zarr has no categorical dtype
+            values = np.asarray(var.values)
+            var = var.copy(data=values.astype(object) if values.dtype.kind in "OUT" else values)
+        elif var.dtype.kind == "U":
             var = var.astype(object)
         elif var.dtype.kind == "M" and var.dtype != np.dtype("datetime64[ns]"):
             # the stored unit (see _encoding); out-of-range dates are refused, lazily on Dask

@@ -631,3 +631,43 @@ def test_append_keeps_stored_attrs_and_refuses_other_industry_names(panel, tmp_p
     back = hx.open_store(p)
     assert back.attrs["seed"] == 7 and back.attrs["note"] == "new"
     np.testing.assert_array_equal(back.returns.values, panel.returns.values)
+
+
+def test_readers_refuse_numeric_dates_and_keep_registry_dtypes(tmp_path):
+    # pandas reads 20200102 as nanoseconds since 1970: refused, never a 1970 date
+    long = pd.DataFrame(
+        {"date": [20200102, 20200103], "asset": ["A", "A"], "descriptor": "x", "val": [1.0, 2.0]}
+    )
+    with pytest.raises(hx.ValidationError, match="date.*numbers"):
+        hx.from_long_frame(long)
+    wide = pd.DataFrame([[0.01, 0.02]], index=[20200102], columns=["A", "B"])
+    with pytest.raises(hx.ValidationError, match="returns.*numbers"):
+        hx.from_wide_frames({"returns": wide})
+    # registry codes and flags come back in their own dtype (missing: -1 / False)
+    rows = pd.DataFrame(
+        {
+            "date": ["2020-01-02"] * 4,
+            "asset": ["A", "B", "A", "B"],
+            "descriptor": ["industry", "industry", "estimation_universe", "estimation_universe"],
+            "val": [3.0, np.nan, 1.0, np.nan],
+        }
+    )
+    ds = hx.from_long_frame(rows)
+    np.testing.assert_array_equal(ds.industry.values, [[3, -1]])
+    np.testing.assert_array_equal(ds.estimation_universe.values, [[True, False]])
+    codes = pd.DataFrame([[0.5, 1.0]], index=pd.to_datetime(["2020-01-02"]), columns=["A", "B"])
+    with pytest.raises(hx.ValidationError, match="industry.*integer"):
+        hx.from_wide_frames({"industry": codes})
+    for frames, variable in (({}, "frames"), ({"returns": wide.astype(str)}, "returns")):
+        with pytest.raises(hx.ValidationError) as info:
+            hx.from_wide_frames(frames)
+        assert info.value.variable == variable
+    with pytest.raises(hx.ValidationError, match="join"):
+        hx.from_wide_frames({"returns": codes}, join="left")
+    # categorical asset labels (accepted by every step) can be stored
+    small = hx.simulate_market(n_dates=5, n_assets=4, seed=0)[["returns"]]
+    cat = small.assign_coords(asset=pd.CategoricalIndex(small.asset.values))
+    hx.to_store(cat, tmp_path / "c.zarr")
+    back = hx.open_store(tmp_path / "c.zarr").load()
+    assert [str(a) for a in back.asset.values] == [str(a) for a in small.asset.values]
+    np.testing.assert_array_equal(back.returns.values, small.returns.values)

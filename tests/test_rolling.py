@@ -332,6 +332,7 @@ def _bad_calls():
         ("factors", dict(returns=returns, factors=ds.expand_dims(asset=["A"]))),
         ("factor_names", dict(returns=returns, factors=ds, factor_names=["MKT", "XYZ"])),
         ("factor_names", dict(returns=returns, factors=factors, factor_names=["XYZ"])),
+        ("factor_names", dict(returns=returns, factors=ds, factor_names=[])),
         ("window", dict(returns=returns, factors=factors, window=3)),
         ("window_type", dict(returns=returns, factors=factors, window_type="rows")),
         ("min_obs", dict(returns=returns, factors=factors, window=20, min_obs=2)),
