@@ -23,6 +23,7 @@ from .schema import (
     check_aligned,
     check_coords,
     check_core_unchunked,
+    check_finite,
     check_flags,
     check_nonempty,
     industry_names,
@@ -114,7 +115,7 @@ def standardize(
     Parameters
     ----------
     da : DataArray, dims include ``dim``
-        Raw values (any units), NaN = missing.
+        Raw values (any units), NaN = missing; infinite values are refused.
     weights : DataArray, dims a subset of ``da.dims`` including ``dim``
         Market caps (any positive scale), aligned with ``da``.
     dim : str
@@ -156,6 +157,8 @@ def standardize(
         check_core_unchunked(obj, dim, label)
     check_nonempty(da, (dim,), name)
     check_aligned({name: da, "weights": weights}, weights.dims)
+    # one +-inf would blank its whole cross-section through the quantile clip
+    da = check_finite(da, name)
 
     series_dims = [d for d in da.dims if d not in (dim, "date")]
     sizes = [da.sizes[d] for d in series_dims]

@@ -261,6 +261,16 @@ BAD_CALLS = {
         "orthogonalize",
         lambda m: hx.compute_loadings(m, orthogonalize="no"),
     ),
+    "standardize inf value": (
+        "book_to_price",
+        lambda m: hx.standardize(_with(m.book_to_price, np.inf), m.market_cap),
+    ),
+    "standardize -inf value dask": (
+        "book_to_price",
+        lambda m: hx.standardize(
+            _with(m.book_to_price, -np.inf).chunk(date=7), m.market_cap.chunk(date=7)
+        ).compute(),
+    ),
     "standardize no assets": (
         "book_to_price",
         lambda m: hx.standardize(
