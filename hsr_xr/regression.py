@@ -185,6 +185,10 @@ def factor_regression(
         attrs ``flag_values``/``flag_meanings``). A degenerate date has NaN
         factor returns, specific returns and diagnostics; one RuntimeWarning
         summarises them (for Dask data, when ``regression_status`` is computed).
+        On a fitted date, ``regression_r2`` is NaN when the fit-set returns do
+        not vary, and the standard errors are NaN when no residual is left to
+        estimate the error variance from (no residual degrees of freedom, or an
+        exact fit).
 
     Raises
     ------

@@ -530,3 +530,27 @@ def test_asset_without_any_loading_is_not_filled():
     np.testing.assert_allclose(out.factor_returns.values, ref["f"], rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(out.specific_returns.values, ref["u"], rtol=1e-10, atol=1e-14)
     np.testing.assert_array_equal(out.regression_n_assets.values, ref["n"])
+
+
+def test_undefined_diagnostics_are_nan_on_fitted_dates():
+    ds = make_panel(n_dates=6, seed=7)
+    r = ds.returns.values.copy()
+    r[2] = np.where(np.isnan(r[2]), np.nan, 0.01)  # nothing to explain beyond the market
+    out = hx.factor_regression(ds.assign(returns=(ds.returns.dims, r)), merge=False, winsorize=None)
+    assert out.regression_status[2] == STATUS_OK
+    np.testing.assert_allclose(out.factor_returns.values[2, 0], 0.01, rtol=1e-12)  # country
+    assert np.isnan(out.regression_r2[2]) and out.factor_returns_tstat[2].isnull().all()
+    assert np.isfinite(out.regression_r2[[0, 1, 3]]).all()
+    # no residual degrees of freedom (min_dof=0, as many fit assets as parameters)
+    ok = np.isfinite(r[4]) & np.isfinite(ds.market_cap.values[4])
+    ok &= np.isfinite(ds.loadings.values[4]).all(-1) & (ds.industry.values >= 0)
+    present = sorted(set(ds.industry.values[ok]))
+    keep = [int(np.flatnonzero(ok & (ds.industry.values == k))[0]) for k in present]
+    keep += [i for i in np.flatnonzero(ok) if i not in keep][: len(STYLES)]  # 1 + S + J - 1
+    r[4, [i for i in range(r.shape[1]) if i not in keep]] = np.nan
+    out = hx.factor_regression(
+        ds.assign(returns=(ds.returns.dims, r)), merge=False, min_dof=0, winsorize=None
+    )
+    assert int(out.regression_n_assets[4]) == 1 + len(STYLES) + len(present) - 1
+    assert out.regression_status[4] == STATUS_OK and out.factor_returns[4, 0].notnull()
+    assert out.factor_returns_se[4].isnull().all()

@@ -59,6 +59,10 @@ SE_KINDS = ("classical", "robust")
 #: A style whose weighted fit-set variance is at most this times its weighted
 #: second moment (std below ~1e-7 of its level) counts as constant.
 CONSTANT_RTOL = 1e-14
+#: A weighted sum of squares (centered returns, residuals) at most this times
+#: sum w y^2 is rounding noise: R^2 (no variation to explain) and the standard
+#: errors (no residual to estimate the error variance from) are then NaN.
+ZERO_SS_RTOL = 1e-24
 #: Date-asset cells per vectorized step of :func:`regress` (32 dates at N=3000).
 BLOCK_CELLS = 96_000
 
@@ -442,9 +446,10 @@ def _regress_block(
         ybar = (w * y).sum(axis=-1) / sw
         sst_c = (w * (y - ybar[:, None]) ** 2 * fit).sum(axis=-1)
         sst_u = (w * y * y).sum(axis=-1)
-        r2 = 1.0 - ssr / sst_c
+        r2 = np.where(sst_c > ZERO_SS_RTOL * sst_u, 1.0 - ssr / sst_c, np.nan)
         vef = 1.0 - ssr / sst_u
-        dof = n_fit - n_params
+        no_residual = ~(ssr > ZERO_SS_RTOL * sst_u)
+        dof = np.where(n_fit > n_params, n_fit - n_params, np.nan)  # none left: NaN errors
         hq = (
             dinv[:, :, None] * np.swapaxes(q, 1, 2)
             - dc[:, :, None] * qdc[:, None, :] / sc[:, :, None]
@@ -481,7 +486,7 @@ def _regress_block(
             )
             var = ((psi @ meat) * psi).sum(axis=-1) * (n_fit / dof)[:, None]
         se = np.sqrt(var)
-        se = np.where(np.isnan(f), np.nan, se)
+        se = np.where(np.isnan(f) | no_residual[:, None], np.nan, se)
         tstat = f / se
     r2 = np.where(failed, np.nan, r2)
     vef = np.where(failed, np.nan, vef)
