@@ -22,6 +22,7 @@ from .schema import (
     check_coords,
     check_core_unchunked,
     check_dims,
+    check_finite,
     check_flags,
     check_nonempty,
     check_risk_free,
@@ -145,7 +146,7 @@ def rolling_regression(
     Parameters
     ----------
     returns : DataArray (date, asset)
-        Simple returns (fractions); NaN = missing. With Dask, ``date`` must be
+        Simple returns (fractions); NaN = missing, +-inf refused. With Dask, ``date`` must be
         one chunk (chunk over ``asset``).
     factors : DataArray (date, factor) or Dataset
         Factor returns (fractions). A Dataset contributes its numeric variables
@@ -243,6 +244,8 @@ def rolling_regression(
         returns = returns - risk_free
     check_core_unchunked(returns, "date", "returns")
     check_nonempty(returns, ("date",), "returns")
+    # +-inf is bad input, as everywhere (NaN is the missing value); lazily for Dask
+    returns, fac = check_finite(returns, "returns"), check_finite(fac, "factors")
     if isinstance(fac.data, da.Array):
         fac = fac.chunk({"date": -1, "factor": -1})
 

@@ -322,7 +322,11 @@ def _bad_calls():
     shifted = factors.assign_coords(date=factors.date + np.timedelta64(1, "D"))
     rf_bad = xr.DataArray(np.zeros(59), dims="date", coords={"date": returns.date[:59]})
     rf_text = xr.DataArray(np.zeros(60).astype(str), dims="date", coords={"date": returns.date})
+    ret_inf, fac_inf = returns.copy(), factors.copy()
+    ret_inf[3, 1], fac_inf[5, 0] = np.inf, -np.inf
     return [
+        ("returns", dict(returns=ret_inf, factors=factors)),
+        ("factors", dict(returns=returns, factors=fac_inf)),
         ("factors", dict(returns=returns, factors=shifted)),
         ("factors", dict(returns=returns, factors=factors.isel(date=slice(0, 50)))),
         ("returns", dict(returns=returns.to_dataset(name="r"), factors=factors)),
@@ -351,13 +355,22 @@ def _bad_calls():
     ]
 
 
-@pytest.mark.parametrize("case", range(24))
+@pytest.mark.parametrize("case", range(len(_bad_calls())))
 def test_bad_input_raises_validation_error(case):
     name, kwargs = _bad_calls()[case]
     kwargs.setdefault("window", 20)
     with pytest.raises(ValidationError) as info:
         hx.rolling_regression(**kwargs)
     assert info.value.variable == name
+
+
+def test_infinite_dask_returns_are_refused_when_computed():
+    returns, factors, _ = _panel(n_dates=60, n_assets=5)
+    returns = returns.copy()
+    returns[7, 2] = -np.inf
+    lazy = hx.rolling_regression(returns.chunk(asset=2), factors, window=20)  # builds, lazily
+    with pytest.raises(ValidationError, match="returns"):
+        lazy.compute()
 
 
 @settings(max_examples=15, deadline=None)
