@@ -212,7 +212,9 @@ def to_store(
         the stored ones (same variables, non-date coordinates and
         ``industry_names``; the stored group and variable attributes are kept,
         new group attributes added), ``"update"`` add or replace
-        variables on the stored coordinates.
+        variables on the stored coordinates (replacements are staged beside
+        the stored arrays and swapped in after the write: a failure changes
+        nothing).
     group : str, optional
         Sub-group to write (e.g. ``"ff5_W"``); the root by default. It may not
         be named like a stored variable.
@@ -479,28 +481,41 @@ def _update(ds, path, group, chunks, consolidated, progress) -> Path:
         if isinstance(payload[n].data, dask.array.Array):
             target = root[n].chunks if n in replaced else enc[n].get("chunks", ())
             payload[n] = payload[n].chunk(dict(zip(payload[n].dims, target, strict=True)))
+    # Replaced variables are written beside the stored ones under staging names and
+    # swapped in only once every write has finished: a failure leaves them untouched.
+    tag = uuid.uuid4().hex[:8]
+    staged = {n: f"{n}.staged-{tag}" for n in replaced}
+    stage = payload[replaced].rename(staged)
+    for n in replaced:  # the stored variable's attrs, updated with the new ones
+        stage[staged[n]].attrs = {**old[n].attrs, **payload[n].attrs}
+    stage_enc = {
+        staged[n]: {**_encoding(payload[[n]], chunks).get(n, {}), "chunks": root[n].chunks,
+                    "dtype": root[n].dtype}
+        for n in replaced
+    }  # fmt: skip
+    group_dir = path.joinpath(*(group or "").split("/"))
     _set_marker(path, group, False, consolidated)
     try:
         if added:
             _write(payload[added], path, mode="a", group=group, chunks=chunks,
                    consolidated=consolidated, progress=progress, encoding=enc)  # fmt: skip
         if replaced:
-            region = {d: slice(None) for d in payload[replaced].dims}
-            _write(payload[replaced], path, mode="r+", group=group, chunks=chunks,
-                   consolidated=consolidated, progress=progress, region=region)  # fmt: skip
-            # region writes store no attributes: the replaced variables' and the group's
-            # (merged into the stored ones, so xarray's own keys stay)
-            for n in replaced:
-                root[n].attrs.update(payload[n].attrs)
-            root.attrs.update(payload.attrs)
+            _write(stage, path, mode="a", group=group, chunks=chunks,
+                   consolidated=consolidated, progress=progress, encoding=stage_enc)  # fmt: skip
     except BaseException:
-        for n in created:  # arrays and new-dim coordinates this call made
+        for n in created + list(staged.values()):  # arrays and coordinates this call made
             with contextlib.suppress(KeyError):
                 del root[n]
-            _remove_tree(path.joinpath(*(group or "").split("/"), n))
-        if not replaced:  # nothing stored was touched: the store is whole again
-            _set_marker(path, group, True, consolidated)
-        raise  # replaced arrays may be partly rewritten: the marker stays cleared
+            _remove_tree(group_dir / n)
+        _set_marker(path, group, True, consolidated)  # nothing stored was touched
+        raise
+    for n, name in staged.items():  # the swap: two renames per variable
+        trash = group_dir / f"{n}.replaced-{tag}"
+        (group_dir / n).rename(trash)
+        (group_dir / name).rename(group_dir / n)
+        _remove_tree(trash)
+    if replaced:  # group attrs (a write of staged arrays keeps them, merged above)
+        root.attrs.update(payload.attrs)
     _set_marker(path, group, True, consolidated)
     return path
 

@@ -609,11 +609,15 @@ def test_a_marker_in_the_input_attrs_never_marks_a_failed_write_complete(small, 
     with pytest.raises(IncompleteStoreError):
         hx.open_store(p, group="g")
     assert store_groups(p) == ["g"]  # still listed, so `hsr-xr info` reports it
+    # a failed update that replaces a variable leaves the stored one as it was
     payload = raw[["returns"]].assign(returns=_fail_in_chunk(raw.returns * 0, 2, 10))
     with pytest.raises(RuntimeError, match="boom"):
-        hx.to_store(payload, p, mode="update")
-    with pytest.raises(IncompleteStoreError):
-        hx.open_store(p)
+        hx.to_store(payload.assign(extra=raw.market_cap * 2), p, mode="update")
+    back = hx.open_store(p).load()
+    xr.testing.assert_identical(back, small)
+    assert sorted(n.name for n in (p).iterdir() if n.is_dir()) == sorted(
+        [*small.variables, "g"]
+    )  # no staged or added array is left behind
 
 
 def test_append_keeps_stored_attrs_and_refuses_other_industry_names(panel, tmp_path):
