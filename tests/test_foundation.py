@@ -602,7 +602,7 @@ def test_a_marker_in_the_input_attrs_never_marks_a_failed_write_complete(small, 
     # a Dataset read with plain xr.open_zarr carries the store's attrs, marker included
     p = tmp_path / "a.zarr"
     hx.to_store(small, p, chunks={"date": 10})
-    raw = xr.open_zarr(p, zarr_format=3)
+    raw = xr.open_zarr(p, zarr_format=3, consolidated=False)
     assert raw.attrs[MARKER] is True
     with pytest.raises(RuntimeError, match="boom"):
         hx.to_store(raw.assign(returns=_fail_in_chunk(raw.returns, 2, 10)), p, group="g")
