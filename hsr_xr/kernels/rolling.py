@@ -12,7 +12,10 @@ spans more than ``2 * window`` terms whatever the history length; factors and
 returns are shifted by their full-sample means before any product is formed and
 the normal equations are solved in centered form (covariances, not raw second
 moments). A window whose centered factor Gram matrix is (numerically) singular
-yields NaN.
+yields NaN. One extreme value still costs precision in nearby windows that do not
+contain it (its prefix sums cancel there): measured relative beta errors of 6e-9
+for a return of 1e4 among returns of about 1e-2, 1e-6 for 1e6; windows that
+contain it stay at about 1e-15.
 
 Assets whose valid observations coincide with the factors' valid dates (no gaps
 of their own) share one factor Gram matrix and one Cholesky factor per date;
