@@ -258,7 +258,10 @@ def factor_regression(
     factors = factor_names(styles, inds)
     if len(set(factors)) != len(factors):
         raise ValidationError(
-            names["loadings"], "style names collide with industry names or 'country'", "rename"
+            names["loadings"],
+            f"style names collide with industry names or 'country' "
+            f"({sorted({f for f in factors if factors.count(f) > 1})[:3]})",
+            "rename the styles or the industries",
         )
     if "factor" in ds.indexes and merge and list(ds.indexes["factor"]) != factors:
         raise ValidationError(

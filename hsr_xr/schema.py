@@ -274,7 +274,15 @@ def industry_names(ds: xr.Dataset | xr.DataArray, industry: str = "industry") ->
         raise ValidationError(
             industry, f"has attrs['industry_names'] = {names!r}", "set it to a list of names"
         )
-    return [str(n) for n in names]
+    names = [str(n) for n in names]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValidationError(
+            industry,
+            f"attrs['industry_names'] repeats {repeated[:3]}",
+            "name each industry once (merge the codes of one industry)",
+        )
+    return names
 
 
 def validate(

@@ -281,6 +281,12 @@ BAD_CALLS = {
         "industry",
         lambda m: hx.compute_loadings(_no_names(m.chunk(date=10)), fill_missing=True),
     ),
+    "industry_names repeated": (
+        "industry",
+        lambda m: hx.factor_regression(
+            m.assign(loadings=m.truth_exposures).pipe(_names, ["a", "b", "a", "c", "d"])
+        ),
+    ),
     "industry_names=5": (
         "industry",
         lambda m: hx.factor_regression(m.assign(loadings=m.truth_exposures).pipe(_names, 5)),
