@@ -318,20 +318,24 @@ def _risk(w, S, codes, F, D, active: bool = False) -> xr.Dataset:
 
 def _portfolio_returns(
     w: xr.DataArray, r: xr.DataArray, fill_returns: float | None
-) -> xr.DataArray:
+) -> tuple[xr.DataArray, xr.DataArray]:
     """Σ_n w r per date; NaN weight = not held; NaN return filled (or NaN if held).
 
-    A date on which no held asset has a return (no market data) is NaN whatever
-    ``fill_returns`` says: filling it would record a 0 outcome that never happened.
+    Also returns ``no_data``: dates on which the portfolio holds assets but none
+    of them has a return (a holiday row, a data gap). Their return is NaN
+    whatever ``fill_returns`` says (filling would record a 0 outcome that never
+    happened), and they are not observations: rolling windows do not count them
+    against ``min_periods``. (A date without holdings keeps its 0 return.)
     """
     w0 = w.fillna(0.0)
     out = xr.dot(w0, r.fillna(0.0 if fill_returns is None else fill_returns), dim="asset")
     held = (w0 != 0).astype(float)
     observed = xr.dot(held, r.notnull().astype(float), dim="asset")
+    no_data = (observed == 0) & (held.sum("asset") > 0)
     if fill_returns is None:
         missing = xr.dot(held, r.isnull().astype(float), dim="asset")
-        return out.where((missing == 0) & (observed > 0))
-    return out.where(observed > 0)
+        out = out.where(missing == 0)
+    return out.where(~no_data), no_data
 
 
 def _returns_input(ds: xr.Dataset, returns: str) -> xr.DataArray:
@@ -373,12 +377,15 @@ def realized_vol(
         ``False``: trailing window ending at *t* (the seed). ``True``: the next
         ``window`` returns after *t*, comparable to a forecast stamped at *t*.
     min_periods : int, optional
-        Finite returns a window needs (default ``window``).
+        Finite returns a window needs (default: every date of the window that
+        has market data; a date on which no held asset has a return does not
+        count).
     ddof : int
         Delta degrees of freedom of the standard deviation.
     fill_returns : float or None
         Return used for a held asset whose return is NaN (default 0, the seed's
-        fill); ``None`` makes that date's portfolio return NaN.
+        fill); ``None`` makes that date's portfolio return NaN. A date on which
+        no held asset has a return is NaN either way.
 
     Returns
     -------
@@ -388,16 +395,18 @@ def realized_vol(
     check_flags(forward=forward)
     r = _returns_input(ds, returns)
     w = _check_weights(weights, "weights", r)
-    pr = _portfolio_returns(w, r, fill_returns)
+    pr, no_data = _portfolio_returns(w, r, fill_returns)
     if _dask(pr):
-        pr = pr.chunk({"date": -1})
-    pr = pr.transpose(..., "date")
-    mp = window if min_periods is None else min_periods
+        pr, no_data = pr.chunk({"date": -1}), no_data.chunk({"date": -1})
+    pr, no_data = pr.transpose(..., "date"), no_data.transpose(..., "date")
+    # default: every date of the window that has market data
+    mp, skip = (window, no_data) if min_periods is None else (min_periods, xr.zeros_like(no_data))
     vol = xr.apply_ufunc(
         K.rolling_std,
         pr,
+        skip,
         kwargs={"window": window, "min_periods": mp, "ddof": ddof},
-        input_core_dims=[["date"]],
+        input_core_dims=[["date"], ["date"]],
         output_core_dims=[["date"]],
         dask="parallelized",
         output_dtypes=[float],
@@ -469,7 +478,10 @@ def bias_statistics(
     first date (an incomplete last block is dropped); the block's return is the
     sum of its daily portfolio returns and the forecast is ``sqrt(h)`` times
     the daily forecast for the block's first date; outcomes are labelled by the
-    block's first date.
+    block's first date. Dates on which no held asset has a return (holiday
+    rows, data gaps) are not outcomes: ``b`` is NaN there, a block sums only its
+    dates with data (its forecast scaled by the square root of their count), and
+    rolling windows do not count them against ``min_periods``.
 
     Parameters
     ----------
@@ -488,9 +500,11 @@ def bias_statistics(
         are left out (e.g. ``slice("2016-01-01", None)`` to skip a warm-up and
         compare presets on the same dates).
     min_periods : int, optional
-        Finite outcomes a rolling window needs (default ``window``).
+        Finite outcomes a rolling window needs (default: every outcome of the
+        window that has market data).
     fill_returns : float or None
-        Return of a held asset with a NaN return (default 0).
+        Return of a held asset with a NaN return (default 0); a date on which no
+        held asset has a return is NaN either way.
 
     Returns
     -------
@@ -518,25 +532,35 @@ def bias_statistics(
         fill_exposures=fill_exposures,
     )
     w = weights.astype(float)
-    pr = _portfolio_returns(w, r, fill_returns)
+    pr, no_data = _portfolio_returns(w, r, fill_returns)
     if horizon > 1:
+        # a block sums the returns of its dates with data; its forecast scales with their count
         n_blocks = r.sizes["date"] // horizon
         starts = r["date"].values[: n_blocks * horizon : horizon]
-        blocks = pr.isel(date=slice(0, n_blocks * horizon)).drop_vars("date")
-        blocks = blocks.coarsen(date=horizon).construct(date=("block", "step"))
-        pr = blocks.sum("step", skipna=False).rename(block="date").assign_coords(date=starts)
-        sigma = sigma.isel(date=slice(0, n_blocks * horizon, horizon)) * np.sqrt(horizon)
-    pr, sigma = select_dates(pr, date), select_dates(sigma, date)
+
+        def by_block(x: xr.DataArray) -> xr.DataArray:
+            x = x.isel(date=slice(0, n_blocks * horizon)).drop_vars("date")
+            return x.coarsen(date=horizon).construct(date=("block", "step"))
+
+        n_data = (~by_block(no_data)).sum("step")
+        pr = by_block(pr.where(~no_data, 0.0)).sum("step", skipna=False).where(n_data > 0)
+        pr = pr.rename(block="date").assign_coords(date=starts)
+        no_data = (n_data == 0).rename(block="date").assign_coords(date=starts)
+        sigma = sigma.isel(date=slice(0, n_blocks * horizon, horizon))
+        sigma = sigma * np.sqrt(n_data.rename(block="date").assign_coords(date=starts))
+    pr, sigma, no_data = (select_dates(x, date) for x in (pr, sigma, no_data))
     if _dask(pr, sigma):
-        pr, sigma = pr.chunk({"date": -1}), sigma.chunk({"date": -1})
-    pr, sigma = pr.transpose(..., "date"), sigma.transpose(..., "date")
+        pr, sigma, no_data = (x.chunk({"date": -1}) for x in (pr, sigma, no_data))
+    pr, sigma, no_data = (x.transpose(..., "date") for x in (pr, sigma, no_data))
     b = (pr / sigma).drop_attrs().rename("standardized")
-    mp = window if min_periods is None else int(min_periods)
+    # default: every outcome of the window that has market data
+    mp, skip = (window, no_data) if min_periods is None else (int(min_periods), None)
     bias, n_obs, rolling, mrad, inside = xr.apply_ufunc(
         K.bias_summary,
         b,
+        xr.zeros_like(no_data) if skip is None else skip,
         kwargs={"window": int(window), "min_periods": mp},
-        input_core_dims=[["date"]],
+        input_core_dims=[["date"], ["date"]],
         output_core_dims=[[], [], ["date"], [], []],
         dask="parallelized",
         output_dtypes=[float] * 5,

@@ -345,7 +345,7 @@ def test_rolling_std_kernel_matches_pandas():
     rng = np.random.default_rng(3)
     x = rng.standard_normal((4, 50)) + 100.0
     x[rng.random(x.shape) < 0.2] = np.nan
-    got = K.rolling_std(x, 7, 4)
+    got = K.rolling_std(x, window=7, min_periods=4)
     for i in range(4):
         ref = pd.Series(x[i]).rolling(7, min_periods=4).std().values
         np.testing.assert_allclose(got[i], ref, rtol=1e-9)
@@ -596,3 +596,19 @@ def test_a_date_without_returns_is_no_outcome():
     np.testing.assert_allclose(out.standardized.values, b.values, rtol=1e-12)
     assert out.n_obs.values == b.notna().sum()
     np.testing.assert_allclose(out.bias.values, b.std(), rtol=1e-10)
+    # it is not an observation either: default windows do not count it against min_periods
+    pr = pd.Series(hx.realized_vol(ds, w, window=3).portfolio_return.values)
+    vol = hx.realized_vol(ds, w, window=3).realized_vol.values
+    np.testing.assert_allclose(vol[6], pr[[4, 6]].std(), rtol=1e-12)
+    np.testing.assert_allclose(vol[5:8], pr.rolling(3, min_periods=2).std()[5:8], rtol=1e-12)
+    assert np.isnan(hx.realized_vol(ds, w, window=3, min_periods=3).realized_vol.values[6])
+    np.testing.assert_allclose(
+        out.rolling_bias.values[5:8], b.rolling(3, min_periods=2).std()[5:8], rtol=1e-12
+    )
+    # horizon 2: the block of dates 4-5 is date 4's outcome, with a one-day forecast
+    two = hx.bias_statistics(ds, w.where(ok, 0.0), horizon=2, window=3)
+    daily, sigma = out.portfolio_return.values, out.forecast_vol.values
+    np.testing.assert_allclose(two.standardized.values[2], daily[4] / sigma[4], rtol=1e-12)
+    np.testing.assert_allclose(
+        two.standardized.values[3], (daily[6] + daily[7]) / (sigma[6] * np.sqrt(2)), rtol=1e-12
+    )

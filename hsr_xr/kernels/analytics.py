@@ -217,11 +217,20 @@ def pure_factor_weights(
     return v[..., None, :] * (style_part + ind_part)
 
 
-def rolling_std(x: np.ndarray, window: int, min_periods: int, ddof: int = 1) -> np.ndarray:
+def rolling_std(
+    x: np.ndarray,
+    skip: np.ndarray | None = None,
+    *,
+    window: int,
+    min_periods: int,
+    ddof: int = 1,
+) -> np.ndarray:
     """Trailing rolling standard deviation along the last axis, NaN skipped.
 
     Value at ``t`` uses ``x[t-window+1 : t+1]``; NaN where fewer than
-    ``min_periods`` finite values (or not more than ``ddof``).
+    ``min_periods`` finite values (or not more than ``ddof``). ``skip`` (bool,
+    broadcastable to ``x``) marks rows that are not observations at all (dates
+    without market data): each one in a window lowers its ``min_periods`` by one.
     """
     valid = np.isfinite(x)
     x0 = np.where(valid, x, 0.0)
@@ -240,12 +249,16 @@ def rolling_std(x: np.ndarray, window: int, min_periods: int, ddof: int = 1) -> 
     s2 = c2[..., t] - c2[..., lo]
     with np.errstate(invalid="ignore", divide="ignore"):
         var = (s2 - s1 * s1 / n) / (n - ddof)
-    ok = (n >= max(min_periods, 1)) & (n > ddof)
+    need = np.full(n.shape, float(max(min_periods, 1)))
+    if skip is not None:
+        c_skip = np.pad(np.cumsum(np.broadcast_to(skip, x.shape), axis=-1, dtype=float), pad)
+        need = np.maximum(need - (c_skip[..., t] - c_skip[..., lo]), 1.0)
+    ok = (n >= need) & (n > ddof)
     return np.where(ok, np.sqrt(np.maximum(var, 0.0)), np.nan)
 
 
 def bias_summary(
-    b: np.ndarray, window: int, min_periods: int
+    b: np.ndarray, skip: np.ndarray | None, window: int, min_periods: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Bias statistics of standardized outcomes along the last axis.
 
@@ -256,7 +269,9 @@ def bias_summary(
     window : int
         Rolling window length (observations).
     min_periods : int
-        Finite observations a window needs.
+        Finite observations a window needs, less one per ``skip`` row in it.
+    skip : ndarray of bool (B..., T), optional
+        Rows without market data (not observations; see :func:`rolling_std`).
 
     Returns
     -------
@@ -278,7 +293,7 @@ def bias_summary(
         dev = np.where(valid, b - mean[..., None], 0.0)
         bias = np.sqrt((dev * dev).sum(axis=-1) / (n_obs - 1))
     bias = np.where(n_obs > 1, bias, np.nan)
-    rolling = rolling_std(b, window, min_periods)
+    rolling = rolling_std(b, skip, window=window, min_periods=min_periods)
     have = np.isfinite(rolling)
     n_win = have.sum(axis=-1)
     absdev = np.abs(np.where(have, rolling, 1.0) - 1.0)
