@@ -14,10 +14,11 @@ Store policy
   ``hsr_xr_complete`` is true. Fresh writes go to a temporary sibling
   directory that is renamed into place when complete, so a failed write leaves
   the previous store (or nothing) behind. Appends and updates clear the marker
-  first, roll back on error (an append is truncated back, a failed addition
-  of new variables is deleted) and set it again; an update that fails while
-  replacing stored variables, or a process killed mid-write, leaves the marker
-  cleared and :func:`open_store` refuses the store.
+  first, roll back on error (an append is truncated back; an update deletes
+  what it added and the staged copies of the variables it replaces, which are
+  swapped in by directory renames only after every write finished) and set it
+  again. A process killed mid-write leaves the marker cleared, and
+  :func:`open_store` refuses the store.
 * Attributes must be JSON values (NumPy scalars and arrays are converted);
   anything else is refused with the attribute named.
 """
@@ -494,6 +495,7 @@ def _update(ds, path, group, chunks, consolidated, progress) -> Path:
         for n in replaced
     }  # fmt: skip
     group_dir = path.joinpath(*(group or "").split("/"))
+    stored_attrs = dict(root.attrs)  # put back if anything fails
     _set_marker(path, group, False, consolidated)
     try:
         if added:
@@ -502,22 +504,44 @@ def _update(ds, path, group, chunks, consolidated, progress) -> Path:
         if replaced:
             _write(stage, path, mode="a", group=group, chunks=chunks,
                    consolidated=consolidated, progress=progress, encoding=stage_enc)  # fmt: skip
+        _swap(group_dir, staged, tag)
     except BaseException:
         for n in created + list(staged.values()):  # arrays and coordinates this call made
             with contextlib.suppress(KeyError):
                 del root[n]
             _remove_tree(group_dir / n)
-        _set_marker(path, group, True, consolidated)  # nothing stored was touched
+        root.attrs.put(stored_attrs)
+        if all((group_dir / n).is_dir() for n in replaced):  # the stored arrays are in place
+            _set_marker(path, group, True, consolidated)
         raise
-    for n, name in staged.items():  # the swap: two renames per variable
-        trash = group_dir / f"{n}.replaced-{tag}"
-        (group_dir / n).rename(trash)
-        (group_dir / name).rename(group_dir / n)
-        _remove_tree(trash)
+    for n in replaced:
+        _remove_tree(group_dir / f"{n}.replaced-{tag}")
     if replaced:  # group attrs (a write of staged arrays keeps them, merged above)
         root.attrs.update(payload.attrs)
     _set_marker(path, group, True, consolidated)
     return path
+
+
+def _swap(group_dir: Path, staged: Mapping[str, str], tag: str) -> None:
+    """Move every staged array onto its stored name, all or nothing.
+
+    The stored arrays are first renamed to ``<name>.replaced-<tag>``, then the
+    staged ones into place; on an error every rename done so far is undone (the
+    stored arrays are back under their names), and the error propagates.
+    """
+    done: list[tuple[Path, Path]] = []
+    try:
+        for n in staged:
+            done.append((group_dir / n, group_dir / f"{n}.replaced-{tag}"))
+            done[-1][0].rename(done[-1][1])
+        for n, name in staged.items():
+            done.append((group_dir / name, group_dir / n))
+            done[-1][0].rename(done[-1][1])
+    except BaseException:
+        for src, dst in reversed(done):
+            if dst.exists():
+                dst.rename(src)
+        raise
 
 
 def open_store(

@@ -612,9 +612,10 @@ def test_a_marker_in_the_input_attrs_never_marks_a_failed_write_complete(small, 
     # a failed update that replaces a variable leaves the stored one as it was
     payload = raw[["returns"]].assign(returns=_fail_in_chunk(raw.returns * 0, 2, 10))
     with pytest.raises(RuntimeError, match="boom"):
-        hx.to_store(payload.assign(extra=raw.market_cap * 2), p, mode="update")
+        failing = payload.assign(extra=raw.market_cap * 2).assign_attrs(title="new", more=1)
+        hx.to_store(failing, p, mode="update")
     back = hx.open_store(p).load()
-    xr.testing.assert_identical(back, small)
+    xr.testing.assert_identical(back, small)  # values, coordinates and attrs
     assert sorted(n.name for n in (p).iterdir() if n.is_dir()) == sorted(
         [*small.variables, "g"]
     )  # no staged or added array is left behind
@@ -675,3 +676,26 @@ def test_readers_refuse_numeric_dates_and_keep_registry_dtypes(tmp_path):
     back = hx.open_store(tmp_path / "c.zarr").load()
     assert [str(a) for a in back.asset.values] == [str(a) for a in small.asset.values]
     np.testing.assert_array_equal(back.returns.values, small.returns.values)
+
+
+def test_update_that_fails_during_the_swap_leaves_the_stored_arrays(small, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    p = tmp_path / "a.zarr"
+    hx.to_store(small, p)
+    rename, seen = Path.rename, []
+
+    def flaky(self, target):  # the second staged array cannot be moved into place
+        if ".staged-" in self.name:
+            seen.append(self.name)
+            if len(seen) == 2:
+                raise OSError("disk hiccup")
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", flaky)
+    with pytest.raises(OSError, match="hiccup"):
+        hx.to_store(small[["returns", "market_cap"]] * 2, p, mode="update")
+    monkeypatch.setattr(Path, "rename", rename)
+    assert len(seen) == 2
+    xr.testing.assert_identical(hx.open_store(p).load(), small)
+    assert sorted(n.name for n in p.iterdir() if n.is_dir()) == sorted(small.variables)
