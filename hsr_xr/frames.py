@@ -11,7 +11,7 @@ import pandas as pd
 import xarray as xr
 
 from .errors import ValidationError
-from .schema import VARIABLES, check_coords, datetime_ns
+from .schema import UNKNOWN_INDUSTRY, VARIABLES, check_coords, datetime_ns
 
 
 def _labels(values: Iterable) -> np.ndarray:
@@ -24,7 +24,7 @@ def _dates(values, name: str) -> pd.DatetimeIndex:
     Numbers are refused: pandas reads 20200102 as nanoseconds since 1970.
     """
     arr = np.asarray(values)
-    first = arr.flat[0] if arr.size else None
+    first = next((v for v in arr.flat if not pd.isna(v)), None)
     if arr.dtype.kind in "biuf" or (arr.dtype.kind == "O" and isinstance(first, numbers.Number)):
         raise ValidationError(
             name,
@@ -61,9 +61,11 @@ def _registry_dtype(name: str, values: np.ndarray) -> np.ndarray:
         if not np.isin(known, (0.0, 1.0)).all():
             raise ValidationError(name, "has values other than 0/1", "pass a 0/1 or bool flag")
         return np.where(missing, False, values == 1.0)
-    if (known != np.round(known)).any() or (np.abs(known) >= 2**53).any():
+    if (known != np.round(known)).any():
         raise ValidationError(name, "has non-integer codes", "pass integer codes")
-    return np.where(missing, -1, values).astype(np.int64)
+    if (np.abs(known) >= 2**53).any():  # beyond exact float64 integers
+        raise ValidationError(name, "has codes of 2**53 or more", "pass small integer codes")
+    return np.where(missing, UNKNOWN_INDUSTRY, values).astype(np.int64)
 
 
 def from_long_frame(
@@ -186,4 +188,7 @@ def from_wide_frames(
                         f"{dim} labels differ from those of frame {first!r}",
                         "align the frames, or pass join='inner' or join='outer'",
                     )
-    return xr.merge(list(arrays.values()), join=join if join != "exact" else "exact")
+    # alignment keeps codes and flags in their dtype: a new cell is unknown / not in it
+    fill = {k: UNKNOWN_INDUSTRY if a.dtype.kind == "i" else False for k, a in arrays.items()
+            if a.dtype.kind in "ib"}  # fmt: skip
+    return xr.merge(list(arrays.values()), join=join, fill_value=fill)

@@ -669,6 +669,14 @@ def test_readers_refuse_numeric_dates_and_keep_registry_dtypes(tmp_path):
         assert info.value.variable == variable
     with pytest.raises(hx.ValidationError, match="join"):
         hx.from_wide_frames({"returns": codes}, join="left")
+    # an outer join keeps them too: a cell no frame has is unknown / not in the universe
+    later = pd.DataFrame([[0.01, 0.02]], index=pd.to_datetime(["2020-01-03"]), columns=["A", "B"])
+    flags = codes.astype(bool)
+    joined = hx.from_wide_frames(
+        {"returns": later, "industry": codes.round(), "estimation_universe": flags}, join="outer"
+    )
+    np.testing.assert_array_equal(joined.industry.values, [[0, 1], [-1, -1]])
+    np.testing.assert_array_equal(joined.estimation_universe.values, [[True, True], [False, False]])
     # categorical asset labels (accepted by every step) can be stored
     small = hx.simulate_market(n_dates=5, n_assets=4, seed=0)[["returns"]]
     cat = small.assign_coords(asset=pd.CategoricalIndex(small.asset.values))
