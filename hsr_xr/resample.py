@@ -69,16 +69,26 @@ def period_starts(dates: pd.DatetimeIndex, freq: str, anchor: str = "FRI") -> np
 
 
 def period_complete(
-    dates: pd.DatetimeIndex, starts: np.ndarray, freq: str, anchor: str = "FRI"
+    dates: pd.DatetimeIndex,
+    starts: np.ndarray,
+    freq: str,
+    anchor: str = "FRI",
+    holidays=None,
 ) -> np.ndarray:
     """Whether the panel covers each period's whole calendar span, shape (n_periods,).
 
     Only the first and the last period can be cut by the panel: the first is
-    incomplete when a weekday of its calendar period precedes the panel's first
-    date, the last when one follows the panel's last date. Holidays are not known,
-    so a period whose first (last) weekday is a holiday counts as incomplete when
-    the panel starts (ends) next to it. With "D" every period is complete.
+    incomplete when a business day of its calendar period precedes the panel's
+    first date, the last when one follows the panel's last date. Business days
+    are weekdays other than ``holidays`` (dates, e.g. the exchange's closures);
+    without them a period whose first (last) weekday is a holiday counts as
+    incomplete when the panel starts (ends) next to it. With "D" every period is
+    complete.
     """
+    try:
+        days = pd.DatetimeIndex([] if holidays is None else holidays).values.astype("datetime64[D]")
+    except (ValueError, TypeError) as err:
+        raise ValidationError("holidays", "are not dates", "pass a list of dates") from err
     ok = np.ones(len(starts), dtype=bool)
     if str(freq).upper() == "D" or not len(starts):
         return ok
@@ -86,8 +96,9 @@ def period_complete(
     span = pd.DatetimeIndex([first, last]).to_period(period_freq(freq, anchor))
     stamps = (span[0].start_time, first, last, span[1].end_time)
     start, first_day, last_day, end = (np.datetime64(t.date(), "D") for t in stamps)
-    ok[0] &= np.busday_count(start, first_day) == 0  # weekdays before the panel
-    ok[-1] &= np.busday_count(last_day + 1, end + 1) == 0  # weekdays after it
+    # business days before the panel, and after it
+    ok[0] &= np.busday_count(start, first_day, holidays=days) == 0
+    ok[-1] &= np.busday_count(last_day + 1, end + 1, holidays=days) == 0
     return ok
 
 
@@ -202,6 +213,7 @@ def resample(
     require_full: bool = False,
     returns: str | Sequence[str] | None = None,
     end_of_period: Sequence[str] = ("close", "adj_close"),
+    holidays=None,
 ) -> xr.Dataset:
     """Resample a (date, ...) panel to calendar periods, keeping the as-of rule.
 
@@ -247,14 +259,17 @@ def resample(
         ``factor_returns``, ``specific_returns``, ``truth_*_returns``).
     end_of_period : sequence of str
         Level variables taken at the period's end; names absent from ``ds`` are ignored.
+    holidays : sequence of dates, optional
+        Exchange closures, only used to decide whether the panel cuts its first
+        or last period (the ``complete`` coordinate).
 
     Returns
     -------
     Dataset with ``date`` = one label per period and coordinates
     ``first_date(date)``, ``last_date(date)``, ``n_dates(date)`` (trading
     dates in the period) and ``complete(date)``: False for a first or last period
-    that the panel cuts (see :func:`period_complete`), whose return covers only
-    part of its calendar span.
+    that the panel cuts (see :func:`period_complete`; ``holidays`` refine it),
+    whose return covers only part of its calendar span.
 
     Raises
     ------
@@ -327,7 +342,7 @@ def resample(
         first_date=("date", dates[starts]),
         last_date=("date", dates[ends]),
         n_dates=("date", (ends - starts + 1).astype(np.int64)),
-        complete=("date", period_complete(dates, starts, freq, anchor)),
+        complete=("date", period_complete(dates, starts, freq, anchor, holidays)),
     )
     out.attrs = {**ds.attrs, "freq": str(freq), "label": label, "characteristics": characteristics}
     return out

@@ -333,3 +333,13 @@ def test_ff5_summary_leaves_out_cut_periods():
     assert table.loc[("W", "MKT"), "periods"] == int(kept.count()) < int(ff["W"]["MKT"].count())
     mean = float(kept.mean()) * 52 * 100
     np.testing.assert_allclose(table.loc[("W", "MKT"), "ann_mean_%"], mean, atol=0.006)
+
+
+def test_complete_knows_the_holidays_it_is_given():
+    ds = make_daily(start="2024-01-02", end="2024-12-31", drop=0.0)  # Jan 1 was a holiday
+    assert not hx.resample(ds, "A").complete.values[0]
+    for freq in ("M", "Q", "A"):
+        out = hx.resample(ds, freq, holidays=["2024-01-01"])
+        assert out.complete.values.all(), freq
+    with pytest.raises(hx.ValidationError, match="holidays"):
+        hx.resample(ds, "M", holidays=["not a date"])
