@@ -15,6 +15,7 @@ from . import pipeline
 from .errors import IncompleteStoreError, ValidationError
 from .ff5 import ff5_factors
 from .resample import resample
+from .risk import risk_model
 from .simulate import simulate_market
 from .store import open_store, store_groups, to_store
 
@@ -108,12 +109,21 @@ def cmd_demo(args) -> int:
 
 def cmd_run(args) -> int:
     ds = open_store(args.store)
-    steps = pipeline.Steps(3, progress=True, compute=False)  # build the graph, then stream it
+    steps = pipeline.Steps(3, progress=True, compute=False)  # build each graph, then stream it
     before = set(ds.data_vars)
-    ds = pipeline.risk_steps(ds, steps, preset=args.preset)
-    new = [v for v in ds.data_vars if v not in before]
-    print(f"computing and writing {len(new)} variables ...")
-    to_store(ds[new], args.store, group=MODEL_GROUP, mode="w", progress=True)
+    cross = pipeline.cross_sectional_steps(ds, steps)
+    new = [v for v in cross.data_vars if v not in before]
+    print(f"computing and writing {len(new)} cross-sectional variables ...")
+    # the stored date chunk: the outputs stream out block by block, as they are computed
+    chunks = {"date": ds.chunksizes["date"][0]} if ds.chunksizes.get("date") else None
+    to_store(cross[new], args.store, group=MODEL_GROUP, mode="w", chunks=chunks, progress=True)
+    # the risk model reads the stored returns back in its own (time-series) layout
+    inputs = pipeline.risk_inputs(args.store, MODEL_GROUP)
+    risk = steps.run(f"risk model (preset={args.preset!r})", risk_model, inputs,
+                     preset=args.preset, merge=False)  # fmt: skip
+    print(f"computing and writing {len(risk.data_vars)} risk variables ...")
+    to_store(risk, args.store, group=MODEL_GROUP, mode="update", progress=True)
+    new += list(risk.data_vars)
     model = open_store(args.store, group=MODEL_GROUP)
     if "truth_factor_returns" in ds:  # a simulated store: compare with the planted truth
         model = model.assign(truth_factor_returns=ds["truth_factor_returns"])

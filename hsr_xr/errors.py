@@ -27,6 +27,9 @@ class ValidationError(ValueError):
         self.fix = fix
         super().__init__(f"{variable!r}: {problem}. Fix: {fix}")
 
+    def __reduce__(self):  # pickles whole (e.g. from a Dask worker process)
+        return type(self), (self.variable, self.problem, self.fix)
+
 
 class IncompleteStoreError(ValidationError):
     """A Zarr store whose last write did not finish; it must not be read as valid."""

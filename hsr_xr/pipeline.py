@@ -22,8 +22,9 @@ from .ff5 import ff5_factors
 from .loadings import compute_loadings
 from .regression import factor_regression
 from .resample import resample
-from .risk import risk_model
+from .risk import CHUNK_BYTES, risk_model
 from .rolling import rolling_regression
+from .store import open_store
 
 FF5_COLUMNS = ["MKT", "SMB", "HML", "RMW", "CMA"]
 PERIODS_PER_YEAR = {"D": 252, "W": 52, "M": 12}
@@ -67,8 +68,8 @@ class Steps:
         return out
 
 
-def risk_steps(ds: xr.Dataset, steps: Steps, preset: str = "seed") -> xr.Dataset:
-    """Loadings (if descriptors are present) → regression → risk model.
+def cross_sectional_steps(ds: xr.Dataset, steps: Steps) -> xr.Dataset:
+    """Loadings (if descriptors are present) → regression.
 
     Loadings orthogonalize ``nonlinear_size`` against ``size`` (the Barra
     convention; the seed leaves the two nearly collinear).
@@ -76,19 +77,31 @@ def risk_steps(ds: xr.Dataset, steps: Steps, preset: str = "seed") -> xr.Dataset
     if "descriptors" in ds and "loadings" not in ds:
         ds = steps.run("loadings: winsorize + standardize descriptors -> styles",
                        compute_loadings, ds, orthogonalize=True, coverage=True)  # fmt: skip
-    ds = steps.run("factor regression: constrained WLS per date", factor_regression, ds)
-    ds = time_series_layout(ds)
+    return steps.run("factor regression: constrained WLS per date", factor_regression, ds)
+
+
+def risk_steps(ds: xr.Dataset, steps: Steps, preset: str = "seed") -> xr.Dataset:
+    """Loadings → regression → risk model, in one graph (see :func:`risk_inputs` for
+    the bounded-memory route through a store)."""
+    ds = time_series_layout(cross_sectional_steps(ds, steps))
     return steps.run(f"risk model (preset={preset!r})", risk_model, ds, preset=preset)
 
 
-def time_series_layout(
-    ds: xr.Dataset, names: tuple[str, ...] = ("factor_returns", "specific_returns")
-) -> xr.Dataset:
-    """Rechunk the risk model's time-series inputs to a whole ``date`` axis.
+#: The risk model's time-series inputs (whole ``date`` axis per chunk).
+TIME_SERIES = ("factor_returns", "specific_returns")
+
+
+def time_series_chunks(n_dates: int) -> dict[str, int]:
+    """Chunks of the time-series layout: whole dates, about :data:`hsr_xr.risk.CHUNK_BYTES`
+    of float64 per chunk (fewer assets per chunk as the history grows)."""
+    return {"date": -1, "asset": max(1, CHUNK_BYTES // (8 * max(n_dates, 1)))}
+
+
+def time_series_layout(ds: xr.Dataset, names: tuple[str, ...] = TIME_SERIES) -> xr.Dataset:
+    """Rechunk the risk model's time-series inputs to :func:`time_series_chunks`.
 
     The regression writes them in the cross-sectional layout (chunked over
-    ``date``); the EWMAs need every date of an asset in one chunk, so they are
-    rechunked over ``asset`` instead (Dask's "auto" chunk size). NumPy-backed
+    ``date``); the EWMAs need every date of an asset in one chunk. NumPy-backed
     and single-date-chunk variables are left as they are.
     """
     out = {}
@@ -96,8 +109,26 @@ def time_series_layout(
         var = ds.get(name)
         if var is None or var.chunks is None or len(var.chunksizes.get("date", ())) <= 1:
             continue
-        out[name] = var.chunk({d: "auto" if d == "asset" else -1 for d in var.dims})
+        out[name] = var.chunk({d: time_series_chunks(var.sizes["date"]).get(d, -1)
+                               for d in var.dims})  # fmt: skip
     return ds.assign(out) if out else ds
+
+
+def risk_inputs(store: str | Path, group: str) -> xr.Dataset:
+    """A store's root plus its ``group`` (the regression's outputs) as the risk model
+    reads them: the time-series inputs read straight from Zarr in the time-series
+    layout, everything else in the stored layout.
+
+    Writing the regression first and reading it back this way (``hsr-xr run``)
+    keeps memory bounded by the chunk sizes; one graph that rechunks the
+    regression's outputs in memory holds far more of the history at once.
+    """
+    ds = open_store(store)
+    model = open_store(store, group=group)
+    ds = ds.assign(model.data_vars)
+    spec = time_series_chunks(ds.sizes["date"])
+    ts = open_store(store, group=group, chunks=spec)
+    return ds.assign({n: ts[n] for n in TIME_SERIES if n in ts})
 
 
 FF5_INPUTS = ("returns", "market_cap", "book_to_price", "profitability", "investment")

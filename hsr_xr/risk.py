@@ -280,11 +280,16 @@ def _factor_side(f: xr.DataArray, proxy: xr.DataArray, opts: dict[str, Any]) -> 
     return xr.Dataset({"factor_cov": F, "regime_multiplier": regime, "vra_lambda": vra})
 
 
-def _date_chunk(var: xr.DataArray) -> int:
-    """Dates per chunk for the cross-sectional layout (about the input's chunk size)."""
-    n_assets = var.sizes["asset"]
-    per = max(int(np.prod(var.data.chunksize)), n_assets) if _is_dask(var) else n_assets
-    return max(1, per // n_assets)
+#: Bytes per Dask chunk of the widest input of the specific side's steps, in both
+#: layouts (the cross-sectional one over dates, the time-series one over assets; see
+#: :func:`hsr_xr.pipeline.time_series_layout`): memory stays bounded whatever the history.
+CHUNK_BYTES = 16 * 2**20
+
+
+def _date_chunk(n_assets: int, per_asset: int = 1) -> int:
+    """Dates per chunk for the cross-sectional layout: about ``CHUNK_BYTES`` of an
+    input with ``per_asset`` float64 values per (date, asset)."""
+    return max(1, CHUNK_BYTES // (8 * max(n_assets, 1) * max(per_asset, 1)))
 
 
 def _cross(var: xr.DataArray, date_chunk: int | None) -> xr.DataArray:
@@ -328,7 +333,9 @@ def _specific_side(
     e = ds[names["specific_returns"]].astype(float, copy=False)
     check_core_unchunked(e, "date", names["specific_returns"])
     dask_in = _is_dask(e)
-    dc = _date_chunk(e) if dask_in else None
+    # the widest cross-sectional input: loadings (styles per asset) in the structural model
+    width = ds[names["loadings"]].sizes.get("style", 1) if opts["structural"] else 1
+    dc = _date_chunk(e.sizes["asset"], width) if dask_in else None
 
     ts_kwargs = {
         "halflife": float(opts["specific_halflife"]),
