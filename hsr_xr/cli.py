@@ -127,7 +127,7 @@ def cmd_run(args) -> int:
     model = open_store(args.store, group=MODEL_GROUP)
     if "truth_factor_returns" in ds:  # a simulated store: compare with the planted truth
         model = model.assign(truth_factor_returns=ds["truth_factor_returns"])
-    print(pipeline.factor_summary(model, styles=ds.indexes["style"]).to_string())
+    print(pipeline.factor_summary(model, styles=inputs.indexes["style"]).to_string())
     print(f"wrote group {MODEL_GROUP!r} of {args.store}: {', '.join(sorted(new))}")
     return 0
 

@@ -101,6 +101,7 @@ def test_run_on_a_date_chunked_store_equals_in_memory(tmp_path, capsys):
     # the stored layout is chunked over date (as default_chunks gives for long histories);
     # the risk model's EWMAs need whole dates, so the pipeline rechunks in between
     market = hx.simulate_market(n_dates=120, n_assets=150, n_industries=5, seed=1)
+    market = market[["returns", "market_cap", "industry", "descriptors"]]  # no style coordinate
     store = tmp_path / "c.zarr"
     hx.to_store(market, store, chunks={"date": 40})
     assert main(["run", str(store), "--preset", "use4s"]) == 0
