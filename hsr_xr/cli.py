@@ -151,6 +151,7 @@ def cmd_ff5(args) -> int:
 
 
 def cmd_info(args) -> int:
+    root_last = None  # a group that ends before the root predates an append to it
     for group in [None, *store_groups(args.store)]:
         print(f"== {'/' if group is None else group} ==")
         try:
@@ -159,9 +160,14 @@ def cmd_info(args) -> int:
             print(f"incomplete: {err}")
             continue
         print("dims: " + ", ".join(f"{k}={v}" for k, v in ds.sizes.items()))
-        if "date" in ds.indexes:
+        if "date" in ds.indexes and len(ds.indexes["date"]):
             d = ds.indexes["date"]
             print(f"dates: {d[0]:%Y-%m-%d} .. {d[-1]:%Y-%m-%d} ({len(d)})")
+            if group is None:
+                root_last = d[-1]
+            elif root_last is not None and d[-1] < root_last:
+                print(f"stale: ends before the root's last date {root_last:%Y-%m-%d}; "
+                      "re-run the command that wrote it")  # fmt: skip
         for name, var in ds.data_vars.items():
             chunks = "x".join(str(c[0]) for c in var.chunks) if var.chunks else "-"
             print(f"  {name:<24} {var.dtype!s:<8} ({', '.join(var.dims)})  chunks {chunks}")

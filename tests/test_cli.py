@@ -120,3 +120,18 @@ def test_run_on_a_store_with_loadings_and_no_descriptors(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "dividend_yield" in text  # the style summary, printed after the write
     assert "specific_var" in hx.open_store(store, group="model")
+
+
+def test_info_flags_a_group_that_predates_an_append(tmp_path, capsys):
+    market = hx.simulate_market(n_dates=60, n_assets=150, n_industries=5, seed=2)[
+        ["returns", "market_cap", "industry", "descriptors"]
+    ]
+    store = tmp_path / "s.zarr"
+    hx.to_store(market.isel(date=slice(0, 40)), store)
+    assert main(["run", str(store)]) == 0
+    hx.to_store(market.isel(date=slice(40, None)), store, mode="append")
+    capsys.readouterr()
+    assert main(["info", str(store)]) == 0
+    text = capsys.readouterr().out
+    assert "stale: ends before the root's last date" in text.split("== model ==")[1]
+    assert "stale" not in text.split("== model ==")[0]
