@@ -17,7 +17,7 @@ from .ff5 import ff5_factors
 from .resample import resample
 from .risk import risk_model
 from .simulate import simulate_market
-from .store import open_store, store_groups, to_store
+from .store import mark_incomplete, open_store, store_groups, stored_date_chunk, to_store
 
 MODEL_GROUP = "model"  # pipeline outputs; raw inputs stay at the store root
 
@@ -110,19 +110,23 @@ def cmd_demo(args) -> int:
 def cmd_run(args) -> int:
     ds = open_store(args.store)
     steps = pipeline.Steps(3, progress=True, compute=False)  # build each graph, then stream it
-    before = set(ds.data_vars)
-    cross = pipeline.cross_sectional_steps(ds, steps)
-    new = [v for v in cross.data_vars if v not in before]
+    # every variable the steps make, also one that replaces a stored one of the same name
+    cross, new = pipeline.cross_sectional_steps(ds, steps)
+    # the risk model's options and inputs are checked (building its graph) before any write
+    risk_model(pipeline.time_series_layout(cross), preset=args.preset, merge=False)
     print(f"computing and writing {len(new)} cross-sectional variables ...")
-    # the stored date chunk: the outputs stream out block by block, as they are computed
-    chunks = {"date": ds.chunksizes["date"][0]} if ds.chunksizes.get("date") else None
+    # in the stored date chunks: the outputs stream out block by block, as they are computed
+    chunks = {"date": stored_date_chunk(args.store)} if stored_date_chunk(args.store) else None
     to_store(cross[new], args.store, group=MODEL_GROUP, mode="w", chunks=chunks, progress=True)
-    # the risk model reads the stored returns back in its own (time-series) layout
-    inputs = pipeline.risk_inputs(args.store, MODEL_GROUP)
-    risk = steps.run(f"risk model (preset={args.preset!r})", risk_model, inputs,
-                     preset=args.preset, merge=False)  # fmt: skip
-    print(f"computing and writing {len(risk.data_vars)} risk variables ...")
-    to_store(risk, args.store, group=MODEL_GROUP, mode="update", progress=True)
+    try:  # the risk model reads the stored returns back in its own (time-series) layout
+        inputs = pipeline.risk_inputs(args.store, MODEL_GROUP)
+        risk = steps.run(f"risk model (preset={args.preset!r})", risk_model, inputs,
+                         preset=args.preset, merge=False)  # fmt: skip
+        print(f"computing and writing {len(risk.data_vars)} risk variables ...")
+        to_store(risk, args.store, group=MODEL_GROUP, mode="update", progress=True)
+    except BaseException:  # the group holds the first pass only: never read it as complete
+        mark_incomplete(args.store, MODEL_GROUP)
+        raise
     new += list(risk.data_vars)
     model = open_store(args.store, group=MODEL_GROUP)
     if "truth_factor_returns" in ds:  # a simulated store: compare with the planted truth

@@ -68,22 +68,48 @@ class Steps:
         return out
 
 
-def cross_sectional_steps(ds: xr.Dataset, steps: Steps) -> xr.Dataset:
-    """Loadings (if descriptors are present) → regression.
+def cross_sectional_steps(ds: xr.Dataset, steps: Steps) -> tuple[xr.Dataset, list[str]]:
+    """Loadings (if descriptors are present) → regression: ``ds`` with the outputs
+    added, and the names of the outputs (some may replace stored variables).
 
     Loadings orthogonalize ``nonlinear_size`` against ``size`` (the Barra
     convention; the seed leaves the two nearly collinear).
     """
-    if "descriptors" in ds and "loadings" not in ds:
-        ds = steps.run("loadings: winsorize + standardize descriptors -> styles",
-                       compute_loadings, ds, orthogonalize=True, coverage=True)  # fmt: skip
-    return steps.run("factor regression: constrained WLS per date", factor_regression, ds)
+    made: list[str] = []
+    for name, fn, kwargs in (
+        ("loadings: winsorize + standardize descriptors -> styles", compute_loadings,
+         {"orthogonalize": True, "coverage": True}),
+        ("factor regression: constrained WLS per date", factor_regression, {}),
+    ):  # fmt: skip
+        if fn is compute_loadings and ("descriptors" not in ds or "loadings" in ds):
+            continue
+        out = steps.run(name, fn, ds, merge=False, **kwargs)
+        ds = _replace(ds, out)
+        made += [str(v) for v in out.data_vars]
+    return ds, made
+
+
+def _replace(ds: xr.Dataset, out: xr.Dataset) -> xr.Dataset:
+    """``ds`` with the variables of ``out`` added or replaced; labels must agree exactly
+    (``assign`` alone would silently align new outputs to stale labels)."""
+    ds = ds.drop_vars([v for v in out.data_vars if v in ds.data_vars])
+    for dim, index in out.indexes.items():
+        if dim in ds.indexes and not ds.indexes[dim].equals(index):
+            users = [str(v) for v in ds.data_vars if dim in ds[v].dims]
+            if users:
+                raise ValidationError(
+                    dim,
+                    f"the input's {dim} labels differ from the new outputs' (used by {users[:4]})",
+                    "drop those stale variables, or run on a store without them",
+                )
+            ds = ds.drop_dims(dim)
+    return ds.assign(out.data_vars)
 
 
 def risk_steps(ds: xr.Dataset, steps: Steps, preset: str = "seed") -> xr.Dataset:
     """Loadings → regression → risk model, in one graph (see :func:`risk_inputs` for
     the bounded-memory route through a store)."""
-    ds = time_series_layout(cross_sectional_steps(ds, steps))
+    ds = time_series_layout(cross_sectional_steps(ds, steps)[0])
     return steps.run(f"risk model (preset={preset!r})", risk_model, ds, preset=preset)
 
 
@@ -125,10 +151,15 @@ def risk_inputs(store: str | Path, group: str) -> xr.Dataset:
     """
     ds = open_store(store)
     model = open_store(store, group=group)
-    ds = ds.assign(model.data_vars)
+    missing = [n for n in TIME_SERIES if n not in model]
+    if missing:
+        raise ValidationError(
+            group, f"has no {missing}", "write the regression's outputs into it first"
+        )
+    ds = ds.assign(model.data_vars)  # the group's variables win over the root's
     spec = time_series_chunks(ds.sizes["date"])
     ts = open_store(store, group=group, chunks=spec)
-    return ds.assign({n: ts[n] for n in TIME_SERIES if n in ts})
+    return ds.assign({n: ts[n] for n in TIME_SERIES})
 
 
 FF5_INPUTS = ("returns", "market_cap", "book_to_price", "profitability", "investment")

@@ -603,6 +603,19 @@ def _existing(path: str | os.PathLike) -> Path:
     return path
 
 
+def stored_date_chunk(path: str | os.PathLike, group: str | None = None) -> int | None:
+    """Length of the stored ``date`` chunks of a group (None if it has no ``date``)."""
+    grp = zarr.open_group(str(_existing(path)), path=group or "", mode="r")
+    return int(grp["date"].chunks[0]) if "date" in grp else None
+
+
+def mark_incomplete(path: str | os.PathLike, group: str | None = None) -> None:
+    """Clear a group's completeness marker, e.g. when a job that writes it in several
+    steps fails half-way: :func:`open_store` then refuses it until it is rewritten."""
+    path = _existing(path)
+    _set_marker(path, group, False, _is_consolidated(path))
+
+
 def store_groups(path: str | os.PathLike) -> list[str]:
     """Names of the Dataset groups under the store root (excluding the root)."""
     path = _existing(path)

@@ -7,6 +7,7 @@ import pytest
 import zarr
 
 import hsr_xr as hx
+from hsr_xr import cli as cli_module
 from hsr_xr.cli import build_parser, main
 
 SMALL = ["--dates", "300", "--assets", "300", "--industries", "10"]
@@ -135,3 +136,33 @@ def test_info_flags_a_group_that_predates_an_append(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "stale: ends before the root's last date" in text.split("== model ==")[1]
     assert "stale" not in text.split("== model ==")[0]
+
+
+def test_run_recomputes_stale_outputs_and_marks_a_failed_second_pass(tmp_path, capsys, monkeypatch):
+    market = hx.simulate_market(n_dates=80, n_assets=150, n_industries=5, seed=4)
+    market = market[["returns", "market_cap", "industry", "descriptors"]]
+    stale = market.assign(
+        factor_returns=hx.factor_regression(hx.compute_loadings(market)).factor_returns * 0 + 1,
+        specific_returns=market.returns * 0,
+    )  # outputs of an older run stored at the root: the run must not reuse them
+    store = tmp_path / "s.zarr"
+    hx.to_store(stale, store, chunks={"date": 30})
+    assert main(["run", str(store), "--preset", "seed"]) == 0
+    ref = hx.compute_loadings(market, orthogonalize=True, coverage=True)
+    ref = hx.risk_model(hx.factor_regression(ref), preset="seed")
+    model = hx.open_store(store, group="model").load()
+    for name in ("factor_returns", "specific_returns", "factor_cov", "specific_var"):
+        np.testing.assert_allclose(model[name].values, ref[name].values, rtol=1e-12, atol=0)
+    # a second pass that fails leaves the group refused, not a readable half
+    real = cli_module.to_store
+
+    def failing(ds, path, **kw):
+        if kw.get("mode") == "update":
+            raise RuntimeError("disk full")
+        return real(ds, path, **kw)
+
+    monkeypatch.setattr(cli_module, "to_store", failing)
+    with pytest.raises(RuntimeError, match="disk full"):
+        main(["run", str(store), "--preset", "seed"])
+    with pytest.raises(hx.IncompleteStoreError):
+        hx.open_store(store, group="model")
