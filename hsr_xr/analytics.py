@@ -20,8 +20,8 @@ Conventions
   without a forecast yet (NaN in ``factor_cov``, e.g. a new industry in its
   warm-up) makes NaN only the portfolios exposed to it. A held
   asset with a NaN return (suspension) contributes 0 to the portfolio return
-  unless ``fill_returns=None``; a date on which no held asset has a return is
-  NaN.
+  unless ``fill_returns=None``; a date on which no asset has a return (a
+  holiday row) is NaN and is not an observation.
 * Variances are per period of the inputs (daily fraction²); vols are their
   square roots.
 """
@@ -321,21 +321,19 @@ def _portfolio_returns(
 ) -> tuple[xr.DataArray, xr.DataArray]:
     """Σ_n w r per date; NaN weight = not held; NaN return filled (or NaN if held).
 
-    Also returns ``no_data``: dates on which the portfolio holds assets but none
-    of them has a return (a holiday row, a data gap). Their return is NaN
-    whatever ``fill_returns`` says (filling would record a 0 outcome that never
-    happened), and they are not observations: rolling windows do not count them
-    against ``min_periods``. (A date without holdings keeps its 0 return.)
+    Also returns ``no_data(date)``: dates on which no asset has a return (a
+    holiday row, a data gap). Their return is NaN whatever ``fill_returns`` says
+    (filling would record a 0 outcome that never happened), and they are not
+    observations: rolling windows do not count them against ``min_periods``.
     """
     w0 = w.fillna(0.0)
     out = xr.dot(w0, r.fillna(0.0 if fill_returns is None else fill_returns), dim="asset")
-    held = (w0 != 0).astype(float)
-    observed = xr.dot(held, r.notnull().astype(float), dim="asset")
-    no_data = (observed == 0) & (held.sum("asset") > 0)
     if fill_returns is None:
+        held = (w0 != 0).astype(float)
         missing = xr.dot(held, r.isnull().astype(float), dim="asset")
         out = out.where(missing == 0)
-    return out.where(~no_data), no_data
+    no_data = r.count("asset") == 0
+    return out.where(~no_data), no_data.broadcast_like(out)
 
 
 def _returns_input(ds: xr.Dataset, returns: str) -> xr.DataArray:
@@ -378,14 +376,13 @@ def realized_vol(
         ``window`` returns after *t*, comparable to a forecast stamped at *t*.
     min_periods : int, optional
         Finite returns a window needs (default: every date of the window that
-        has market data; a date on which no held asset has a return does not
-        count).
+        has market data; a date on which no asset has a return does not count).
     ddof : int
         Delta degrees of freedom of the standard deviation.
     fill_returns : float or None
         Return used for a held asset whose return is NaN (default 0, the seed's
         fill); ``None`` makes that date's portfolio return NaN. A date on which
-        no held asset has a return is NaN either way.
+        no asset has a return is NaN either way.
 
     Returns
     -------
@@ -478,10 +475,11 @@ def bias_statistics(
     first date (an incomplete last block is dropped); the block's return is the
     sum of its daily portfolio returns and the forecast is ``sqrt(h)`` times
     the daily forecast for the block's first date; outcomes are labelled by the
-    block's first date. Dates on which no held asset has a return (holiday
-    rows, data gaps) are not outcomes: ``b`` is NaN there, a block sums only its
-    dates with data (its forecast scaled by the square root of their count), and
-    rolling windows do not count them against ``min_periods``.
+    block's first date. Dates on which no asset has a return (holiday rows, data
+    gaps) are not outcomes: ``b`` is NaN there, a block sums only its dates with
+    data (with the forecast for the first of them, scaled by the square root of
+    their count), and rolling windows do not count them against ``min_periods``.
+    A zero forecast (nothing held) gives no outcome either.
 
     Parameters
     ----------
@@ -504,7 +502,7 @@ def bias_statistics(
         window that has market data).
     fill_returns : float or None
         Return of a held asset with a NaN return (default 0); a date on which no
-        held asset has a return is NaN either way.
+        asset has a return is NaN either way.
 
     Returns
     -------
@@ -542,17 +540,20 @@ def bias_statistics(
             x = x.isel(date=slice(0, n_blocks * horizon)).drop_vars("date")
             return x.coarsen(date=horizon).construct(date=("block", "step"))
 
-        n_data = (~by_block(no_data)).sum("step")
-        pr = by_block(pr.where(~no_data, 0.0)).sum("step", skipna=False).where(n_data > 0)
-        pr = pr.rename(block="date").assign_coords(date=starts)
-        no_data = (n_data == 0).rename(block="date").assign_coords(date=starts)
-        sigma = sigma.isel(date=slice(0, n_blocks * horizon, horizon))
-        sigma = sigma * np.sqrt(n_data.rename(block="date").assign_coords(date=starts))
+        has_data = ~by_block(no_data)
+        n_data = has_data.sum("step").rename(block="date").assign_coords(date=starts)
+        pr = by_block(pr.where(~no_data, 0.0)).sum("step", skipna=False)
+        pr = pr.rename(block="date").assign_coords(date=starts).where(n_data > 0)
+        no_data = n_data == 0
+        # the forecast made for the block's first date with data
+        first = has_data & (has_data.cumsum("step") == 1)
+        sigma = by_block(sigma).where(first).sum("step", min_count=1)
+        sigma = sigma.rename(block="date").assign_coords(date=starts) * np.sqrt(n_data)
     pr, sigma, no_data = (select_dates(x, date) for x in (pr, sigma, no_data))
     if _dask(pr, sigma):
         pr, sigma, no_data = (x.chunk({"date": -1}) for x in (pr, sigma, no_data))
     pr, sigma, no_data = (x.transpose(..., "date") for x in (pr, sigma, no_data))
-    b = (pr / sigma).drop_attrs().rename("standardized")
+    b = (pr / sigma.where(sigma > 0)).drop_attrs().rename("standardized")  # no risk: no outcome
     # default: every outcome of the window that has market data
     mp, skip = (window, no_data) if min_periods is None else (int(min_periods), None)
     bias, n_obs, rolling, mrad, inside = xr.apply_ufunc(

@@ -608,6 +608,18 @@ def test_a_date_without_returns_is_no_outcome():
     # horizon 2: the block of dates 4-5 is date 4's outcome, with a one-day forecast
     two = hx.bias_statistics(ds, w.where(ok, 0.0), horizon=2, window=3)
     daily, sigma = out.portfolio_return.values, out.forecast_vol.values
+    # a block that opens on the holiday, with nothing held that day (caps unknown): the
+    # forecast for its first date with data, over its four dates with data
+    hol = _panel()
+    hol = hol.assign(returns=hol.returns.where(hol.date != hol.date[3]))
+    held = w.where(ok, 0.0).where(hol.date != hol.date[3], 0.0)
+    day = hx.bias_statistics(hol, held, window=3)
+    three = hx.bias_statistics(hol, held, horizon=3, window=2)
+    r3, s3 = day.portfolio_return.values, day.forecast_vol.values
+    assert s3[3] == 0.0  # nothing held on the holiday
+    np.testing.assert_allclose(
+        three.standardized.values[1], (r3[4] + r3[5]) / (s3[4] * np.sqrt(2)), rtol=1e-12
+    )
     np.testing.assert_allclose(two.standardized.values[2], daily[4] / sigma[4], rtol=1e-12)
     np.testing.assert_allclose(
         two.standardized.values[3], (daily[6] + daily[7]) / (sigma[6] * np.sqrt(2)), rtol=1e-12
