@@ -412,7 +412,8 @@ def _specific_side(
 
     lam = xr.ones_like(regime)
     if opts["specific_vra_halflife"] is not None:
-        prev = var.shift(date=1)
+        # (Dask cannot shift a one-date array)
+        prev = var.shift(date=1) if var.sizes["date"] > 1 else xr.full_like(var, np.nan)
         w = cap if cap is not None else xr.ones_like(var)
         b2 = _xs(kcov.bias_squared, _cross(e, dc), prev, w)
         if dask_in:

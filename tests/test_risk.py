@@ -555,3 +555,14 @@ def test_pipeline_portfolio_forecast_matches_realized():
     # forecast at t applies to t + 1
     z = r[101:] / np.sqrt(var[100:-1])
     assert 0.8 < np.std(z) < 1.2
+
+
+def test_one_date_under_dask_equals_numpy():
+    # Dask cannot shift a one-date array (the specific VRA pairs each date with the previous)
+    mk = hx.simulate_market(n_dates=30, n_assets=40, n_industries=4, seed=5)
+    reg = hx.factor_regression(hx.compute_loadings(mk, min_valid=5))
+    one = reg[["factor_returns", "specific_returns", "loadings", "industry", "market_cap"]]
+    one = one.isel(date=slice(0, 1)).load()
+    ref = hx.risk_model(one, "use4s", merge=False)
+    lazy = hx.risk_model(one.chunk(), "use4s", merge=False).compute()
+    xr.testing.assert_allclose(lazy, ref, rtol=1e-12)
