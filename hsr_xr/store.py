@@ -452,7 +452,8 @@ def _update(ds, path, group, chunks, consolidated, progress) -> Path:
             raise ValidationError(
                 n, f"has dims {ds[n].dims}, the store has {old[n].dims}", "transpose or rename"
             )
-        if not np.can_cast(ds[n].dtype, old[n].dtype, casting="safe"):
+        strings = ds[n].dtype.kind in "OUT" and old[n].dtype.kind in "OUT"
+        if not strings and not np.can_cast(ds[n].dtype, old[n].dtype, casting="safe"):
             raise ValidationError(
                 n,
                 f"has dtype {ds[n].dtype}, which the stored {old[n].dtype} cannot hold exactly",
@@ -504,6 +505,9 @@ def _update(ds, path, group, chunks, consolidated, progress) -> Path:
         if replaced:
             _write(stage, path, mode="a", group=group, chunks=chunks,
                    consolidated=consolidated, progress=progress, encoding=stage_enc)  # fmt: skip
+        for n in replaced:  # non-index coordinates stay attached (they are not rewritten)
+            if "coordinates" in root[n].attrs:
+                root[staged[n]].attrs.update({"coordinates": root[n].attrs["coordinates"]})
         _swap(group_dir, staged, tag)
     except BaseException:
         for n in created + list(staged.values()):  # arrays and coordinates this call made

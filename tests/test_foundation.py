@@ -707,3 +707,27 @@ def test_update_that_fails_during_the_swap_leaves_the_stored_arrays(small, tmp_p
     assert len(seen) == 2
     xr.testing.assert_identical(hx.open_store(p).load(), small)
     assert sorted(n.name for n in p.iterdir() if n.is_dir()) == sorted(small.variables)
+
+
+def test_update_keeps_non_index_coordinates_and_replaces_strings(tmp_path):
+    dates = pd.bdate_range("2020-01-01", periods=6)
+    ds = xr.Dataset(
+        {
+            "returns": (("date", "asset"), np.zeros((6, 2))),
+            "z": (("date", "factor"), np.ones((6, 3))),
+            "label": ("asset", np.array(["p", "q"], dtype=object)),
+        },
+        coords={"date": dates, "asset": ["a", "b"], "factor": ["f1", "f2", "f3"],
+                "fname": ("factor", np.array(["F1", "F2", "F3"], dtype=object))},
+    )  # fmt: skip
+    p = tmp_path / "c.zarr"
+    hx.to_store(ds, p)
+    hx.to_store(ds[["z"]] * 2, p, mode="update")
+    back = hx.open_store(p).load()
+    assert "fname" in back.coords and "fname" not in back.data_vars
+    np.testing.assert_array_equal(back.z.values, 2.0)
+    stored = back.label.dtype  # strings read back as StringDType; object and str replace them
+    for new in (np.array(["P", "Q"], dtype=object), np.array(["x", "y"]).astype(stored)):
+        hx.to_store(xr.Dataset({"label": ("asset", new)}, coords={"asset": ["a", "b"]}), p,
+                    mode="update")  # fmt: skip
+        assert [str(v) for v in hx.open_store(p).label.values] == [str(v) for v in new]
