@@ -156,7 +156,7 @@ def risk_inputs(store: str | Path, group: str) -> xr.Dataset:
         raise ValidationError(
             group, f"has no {missing}", "write the regression's outputs into it first"
         )
-    ds = ds.assign(model.data_vars)  # the group's variables win over the root's
+    ds = _replace(ds, model)  # the group's variables (and labels) win over the root's
     spec = time_series_chunks(ds.sizes["date"])
     ts = open_store(store, group=group, chunks=spec)
     return ds.assign({n: ts[n] for n in TIME_SERIES})

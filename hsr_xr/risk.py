@@ -416,7 +416,7 @@ def _specific_side(
         prev = var.shift(date=1) if var.sizes["date"] > 1 else xr.full_like(var, np.nan)
         w = cap if cap is not None else xr.ones_like(var)
         b2 = _xs(kcov.bias_squared, _cross(e, dc), prev, w)
-        if dask_in:
+        if _is_dask(b2):  # also when only the caps or loadings are Dask-backed
             b2 = b2.chunk({"date": -1})
         lam = xr.apply_ufunc(
             kcov.lambda_from_bias,
@@ -436,7 +436,7 @@ def _specific_side(
         var,
         scale,
         # NumPy: var is this function's own intermediate, so it is scaled in place
-        kwargs={"floor": float(opts["specific_floor"]), "overwrite": not dask_in},
+        kwargs={"floor": float(opts["specific_floor"]), "overwrite": not _is_dask(var)},
         dask="parallelized",
         output_dtypes=[float],
     )

@@ -105,7 +105,7 @@ def _prepare(ds: xr.Dataset) -> xr.Dataset:
         if isinstance(var.dtype, pd.CategoricalDtype):  # Zarr has no categorical dtype
             values = np.asarray(var.values)
             var = var.copy(data=values.astype(object) if values.dtype.kind in "OUT" else values)
-        elif var.dtype.kind == "U":
+        elif var.dtype.kind in "UT":  # fixed-width or NumPy 2 StringDType: vlen-utf8
             var = var.astype(object)
         elif var.dtype.kind == "M" and var.dtype != np.dtype("datetime64[ns]"):
             # the stored unit (see _encoding); out-of-range dates are refused, lazily on Dask
@@ -452,8 +452,10 @@ def _update(ds, path, group, chunks, consolidated, progress) -> Path:
             raise ValidationError(
                 n, f"has dims {ds[n].dims}, the store has {old[n].dims}", "transpose or rename"
             )
-        strings = ds[n].dtype.kind in "OUT" and old[n].dtype.kind in "OUT"
-        if not strings and not np.can_cast(ds[n].dtype, old[n].dtype, casting="safe"):
+        text_new, text_old = ds[n].dtype.kind in "OUT", old[n].dtype.kind in "OUT"
+        if text_new != text_old or (
+            not text_old and not np.can_cast(ds[n].dtype, old[n].dtype, casting="safe")
+        ):
             raise ValidationError(
                 n,
                 f"has dtype {ds[n].dtype}, which the stored {old[n].dtype} cannot hold exactly",
@@ -490,9 +492,9 @@ def _update(ds, path, group, chunks, consolidated, progress) -> Path:
     stage = payload[replaced].rename(staged)
     for n in replaced:  # the stored variable's attrs, updated with the new ones
         stage[staged[n]].attrs = {**old[n].attrs, **payload[n].attrs}
-    stage_enc = {
+    stage_enc = {  # the stored chunks and dtype (strings: xarray's own encoding of missing)
         staged[n]: {**_encoding(payload[[n]], chunks).get(n, {}), "chunks": root[n].chunks,
-                    "dtype": root[n].dtype}
+                    **({} if old[n].dtype.kind in "OUT" else {"dtype": root[n].dtype})}
         for n in replaced
     }  # fmt: skip
     group_dir = path.joinpath(*(group or "").split("/"))
@@ -505,9 +507,12 @@ def _update(ds, path, group, chunks, consolidated, progress) -> Path:
         if replaced:
             _write(stage, path, mode="a", group=group, chunks=chunks,
                    consolidated=consolidated, progress=progress, encoding=stage_enc)  # fmt: skip
-        for n in replaced:  # non-index coordinates stay attached (they are not rewritten)
-            if "coordinates" in root[n].attrs:
-                root[staged[n]].attrs.update({"coordinates": root[n].attrs["coordinates"]})
+        # non-index coordinates stay attached (they are not rewritten); the group is
+        # reopened without consolidated metadata, which does not list the staged arrays
+        fresh = zarr.open_group(str(path), path=group or "", mode="r+", use_consolidated=False)
+        for n in replaced:
+            if "coordinates" in fresh[n].attrs:
+                fresh[staged[n]].attrs.update({"coordinates": fresh[n].attrs["coordinates"]})
         _swap(group_dir, staged, tag)
     except BaseException:
         for n in created + list(staged.values()):  # arrays and coordinates this call made

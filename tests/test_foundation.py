@@ -720,14 +720,21 @@ def test_update_keeps_non_index_coordinates_and_replaces_strings(tmp_path):
         coords={"date": dates, "asset": ["a", "b"], "factor": ["f1", "f2", "f3"],
                 "fname": ("factor", np.array(["F1", "F2", "F3"], dtype=object))},
     )  # fmt: skip
-    p = tmp_path / "c.zarr"
-    hx.to_store(ds, p)
-    hx.to_store(ds[["z"]] * 2, p, mode="update")
-    back = hx.open_store(p).load()
-    assert "fname" in back.coords and "fname" not in back.data_vars
-    np.testing.assert_array_equal(back.z.values, 2.0)
+    for consolidated in (False, True):
+        p = tmp_path / f"c{consolidated}.zarr"
+        hx.to_store(ds, p, consolidated=consolidated)
+        hx.to_store(ds[["z"]] * 2, p, mode="update")
+        back = hx.open_store(p).load()
+        assert "fname" in back.coords and "fname" not in back.data_vars
+        np.testing.assert_array_equal(back.z.values, 2.0)
     stored = back.label.dtype  # strings read back as StringDType; object and str replace them
-    for new in (np.array(["P", "Q"], dtype=object), np.array(["x", "y"]).astype(stored)):
+    for new, expect in (
+        (np.array(["P", None], dtype=object), ["P", ""]),  # missing: '' as in a fresh write
+        (np.array(["x", "y"]).astype(stored), ["x", "y"]),
+    ):
         hx.to_store(xr.Dataset({"label": ("asset", new)}, coords={"asset": ["a", "b"]}), p,
                     mode="update")  # fmt: skip
-        assert [str(v) for v in hx.open_store(p).label.values] == [str(v) for v in new]
+        assert [str(v) for v in hx.open_store(p).label.values] == expect
+    with pytest.raises(hx.ValidationError, match="label"):  # numbers never become text
+        hx.to_store(xr.Dataset({"label": ("asset", [1.5, 2.5])}, coords={"asset": ["a", "b"]}),
+                    p, mode="update")  # fmt: skip
