@@ -376,8 +376,11 @@ def _specific_side(
             var,
             fill,
             out_dims=("asset",),
-            # NumPy: var is the EWMA's own output, finished in place
-            kwargs={"shrink": float(opts["specific_shrink"]), "overwrite": not dask_in},
+            # NumPy: var is the EWMA's own output, finished in place (not inside a graph)
+            kwargs={
+                "shrink": float(opts["specific_shrink"]),
+                "overwrite": not (_is_dask(var) or _is_dask(fill)),
+            },
         )
 
     cap = None
@@ -436,7 +439,11 @@ def _specific_side(
         var,
         scale,
         # NumPy: var is this function's own intermediate, so it is scaled in place
-        kwargs={"floor": float(opts["specific_floor"]), "overwrite": not _is_dask(var)},
+        # (never inside a Dask graph: a recompute would scale the same buffer again)
+        kwargs={
+            "floor": float(opts["specific_floor"]),
+            "overwrite": not (_is_dask(var) or _is_dask(scale)),
+        },
         dask="parallelized",
         output_dtypes=[float],
     )

@@ -566,3 +566,15 @@ def test_one_date_under_dask_equals_numpy():
     ref = hx.risk_model(one, "use4s", merge=False)
     lazy = hx.risk_model(one.chunk(), "use4s", merge=False).compute()
     xr.testing.assert_allclose(lazy, ref, rtol=1e-12)
+
+
+@pytest.mark.parametrize("preset", ["seed", "use4s"])
+def test_numpy_specific_returns_with_dask_factor_returns_compute_the_same_twice(preset):
+    # a NumPy buffer scaled in place inside a Dask graph was scaled again by every compute
+    mk = hx.simulate_market(n_dates=80, n_assets=100, n_industries=5, seed=1)
+    mk = hx.factor_regression(hx.compute_loadings(mk, min_valid=5))
+    kw = dict(preset=preset, horizon=21, eigen=False, merge=False)
+    ref = hx.risk_model(mk, **kw).specific_var.values
+    out = hx.risk_model(mk.assign(factor_returns=mk.factor_returns.chunk()), **kw)
+    for _ in range(2):
+        np.testing.assert_allclose(out.specific_var.values, ref, rtol=1e-12)
