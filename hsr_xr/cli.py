@@ -197,9 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo)
 
     r = sub.add_parser(
-        "run", help="loadings, regression and risk model on a store; writes its 'model' group"
+        "run",
+        help="loadings (unless stored), regression and risk model on a store; writes its "
+        "'model' group",
     )
-    r.add_argument("store", help="store with returns, market_cap, industry, descriptors")
+    r.add_argument(
+        "store", help="store with returns, market_cap, industry, and descriptors or loadings"
+    )
     r.add_argument("--preset", choices=PRESETS, default="seed", help="risk-model preset")
     r.set_defaults(func=cmd_run)
 

@@ -1,4 +1,4 @@
-"""Fama-French five factors from 2x3, 2x2 or 2x2x2x2 sorts (DESIGN.md §1, §5, §6).
+"""Fama-French five factors from 2x3, 2x2 or 2x2x2x2 sorts (Ken French's rules; README).
 
 :func:`ff5_factors` works on a panel at any frequency (daily, or the output of
 :func:`hsr_xr.resample`). The sorts run per date, vectorized over dates, in the
@@ -215,7 +215,7 @@ def ff5_factors(
     that sort only; an asset without a cap, a return or outside ``universe``
     leaves every sort and MKT. Portfolio returns are value-weighted by the cap.
 
-    Factors (DESIGN.md §6): MKT = cap-weighted return of all held assets (minus
+    Factors (Ken French's definitions): MKT = cap-weighted return of all held assets (minus
     ``risk_free``); SMB = mean over the three sorts of (mean of the small legs
     - mean of the big legs); HML = mean(SH, BH) − mean(SL, BL) on book_to_price;
     RMW = the same on profitability (robust minus weak); CMA = mean(SL, BL) −

@@ -183,7 +183,8 @@ def factor_regression(
         ``regression_cond`` and ``regression_status(date)`` (0 ok,
         1 too_few_assets, 2 constant_style, 3 singular_system; codes in the
         attrs ``flag_values``/``flag_meanings``). A degenerate date has NaN
-        factor returns, specific returns and diagnostics; one RuntimeWarning
+        factor returns, specific returns and diagnostics (``regression_n_assets``
+        still counts its fit set); one RuntimeWarning
         summarises them (for Dask data, when ``regression_status`` is computed).
         On a fitted date, ``regression_r2`` is NaN when the fit-set returns do
         not vary, and the standard errors are NaN when no residual is left to

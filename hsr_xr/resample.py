@@ -1,4 +1,4 @@
-"""Resample a daily panel to calendar weeks, months, quarters or years (DESIGN.md §1, §5).
+"""Resample a daily panel to calendar weeks, months, quarters or years (the as-of rule).
 
 Periods come from the date index as integer period ordinals (never strings), so
 week 10 can never sort before week 2. Compounding and last-valid values walk

@@ -1,4 +1,4 @@
-"""The variable registry (DESIGN.md §1) and input validation.
+"""The variable registry (the data model in the README) and input validation.
 
 Every public function validates its inputs here before it builds any graph.
 Coordinate checks are eager (coordinates are always in memory); value checks

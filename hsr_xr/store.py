@@ -11,14 +11,15 @@ Store policy
 * Strings (asset, descriptor, factor labels) are written as variable-length
   UTF-8, never as fixed-width unicode.
 * Completeness marker: a group is readable only if its attribute
-  ``hsr_xr_complete`` is true. Fresh writes go to a temporary sibling
+  ``hsr_xr_complete`` is true. A fresh store goes to a temporary sibling
   directory that is renamed into place when complete, so a failed write leaves
-  the previous store (or nothing) behind. Appends and updates clear the marker
-  first, roll back on error (an append is truncated back; an update deletes
-  what it added and the staged copies of the variables it replaces, which are
-  swapped in by directory renames only after every write finished) and set it
-  again. A process killed mid-write leaves the marker cleared, and
-  :func:`open_store` refuses the store.
+  the previous store (or nothing) behind; a group written into an existing
+  store is written in place and left marked incomplete if that fails. Appends
+  and updates clear the marker first, roll back on error (an append is
+  truncated back; an update deletes what it added and the staged copies of the
+  variables it replaces, which are swapped in by directory renames only after
+  every write finished) and set it again. A process killed mid-write leaves the
+  marker cleared, and :func:`open_store` refuses the store.
 * Attributes must be JSON values (NumPy scalars and arrays are converted);
   anything else is refused with the attribute named.
 """
