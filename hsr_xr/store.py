@@ -93,6 +93,11 @@ def _json_attrs(attrs: dict, owner: str) -> dict:
     return out
 
 
+def _is_text(dtype: np.dtype) -> bool:
+    """Object, fixed-width unicode or NumPy 2 StringDType (how strings come and go)."""
+    return dtype.kind in "OUT"
+
+
 def _prepare(ds: xr.Dataset) -> xr.Dataset:
     """Fixed-width unicode -> object (vlen-utf8); JSON attrs; drop stale encodings.
 
@@ -105,7 +110,7 @@ def _prepare(ds: xr.Dataset) -> xr.Dataset:
     for name, var in ds.variables.items():  # Variables: no coordinates to carry back in
         if isinstance(var.dtype, pd.CategoricalDtype):  # Zarr has no categorical dtype
             values = np.asarray(var.values)
-            var = var.copy(data=values.astype(object) if values.dtype.kind in "OUT" else values)
+            var = var.copy(data=values.astype(object) if _is_text(values.dtype) else values)
         elif var.dtype.kind in "UT":  # fixed-width or NumPy 2 StringDType: vlen-utf8
             var = var.astype(object)
         elif var.dtype.kind == "M" and var.dtype != np.dtype("datetime64[ns]"):
@@ -339,12 +344,8 @@ def _write_fresh(ds, path, mode, group, chunks, consolidated, progress) -> Path:
     return path
 
 
-def _stored_group(path: Path, group: str | None) -> xr.Dataset:
-    return open_store(path, group=group)
-
-
 def _append(ds, path, group, consolidated, progress) -> Path:
-    old = _stored_group(path, group)
+    old = open_store(path, group=group)
     if "date" not in ds.dims:
         raise ValidationError("date", "the Dataset to append has no 'date' dim", "append dates")
     if "date" not in old.dims:
@@ -404,7 +405,7 @@ def _append(ds, path, group, consolidated, progress) -> Path:
     root = zarr.open_group(str(path), path=group or "", mode="r+")
     # every stored array along date (data, the date index, other date coordinates)
     date_arrays = [n for n in old.variables if "date" in old[n].dims]
-    c = root["date"].chunks[0]
+    c = stored_date_chunk(path, group)
     first = (c - n_old % c) % c or c
     sizes = [first] + [c] * ((new.sizes["date"] - first + c - 1) // c)
     sizes[-1] -= sum(sizes) - new.sizes["date"]
@@ -432,7 +433,7 @@ def _append(ds, path, group, consolidated, progress) -> Path:
 
 
 def _update(ds, path, group, chunks, consolidated, progress) -> Path:
-    old = _stored_group(path, group)
+    old = open_store(path, group=group)
     for dim in ds.dims:
         if dim in old.indexes and not ds.indexes[dim].equals(old.indexes[dim]):
             raise ValidationError(
@@ -453,7 +454,7 @@ def _update(ds, path, group, chunks, consolidated, progress) -> Path:
             raise ValidationError(
                 n, f"has dims {ds[n].dims}, the store has {old[n].dims}", "transpose or rename"
             )
-        text_new, text_old = ds[n].dtype.kind in "OUT", old[n].dtype.kind in "OUT"
+        text_new, text_old = _is_text(ds[n].dtype), _is_text(old[n].dtype)
         if text_new != text_old or (
             not text_old and not np.can_cast(ds[n].dtype, old[n].dtype, casting="safe")
         ):
@@ -465,7 +466,7 @@ def _update(ds, path, group, chunks, consolidated, progress) -> Path:
             )
     chunks = dict(default_chunks(ds) if chunks is None else chunks)
     if "date" in root:  # added variables keep the stored date chunk: appends stay aligned
-        chunks["date"] = root["date"].chunks[0]
+        chunks["date"] = stored_date_chunk(path, group)
     payload = ds.drop_vars([c for c in ds.coords if c in old.coords])
     new_coords = [c for c in payload.coords if c not in old.variables]
     for c in new_coords:
@@ -495,7 +496,7 @@ def _update(ds, path, group, chunks, consolidated, progress) -> Path:
         stage[staged[n]].attrs = {**old[n].attrs, **payload[n].attrs}
     stage_enc = {  # the stored chunks and dtype (strings: xarray's own encoding of missing)
         staged[n]: {**_encoding(payload[[n]], chunks).get(n, {}), "chunks": root[n].chunks,
-                    **({} if old[n].dtype.kind in "OUT" else {"dtype": root[n].dtype})}
+                    **({} if _is_text(old[n].dtype) else {"dtype": root[n].dtype})}
         for n in replaced
     }  # fmt: skip
     group_dir = path.joinpath(*(group or "").split("/"))
@@ -520,7 +521,7 @@ def _update(ds, path, group, chunks, consolidated, progress) -> Path:
             with contextlib.suppress(KeyError):
                 del root[n]
             _remove_tree(group_dir / n)
-        root.attrs.put(stored_attrs)
+        root.attrs.put({**stored_attrs, MARKER: False})  # set again only if whole:
         if all((group_dir / n).is_dir() for n in replaced):  # the stored arrays are in place
             _set_marker(path, group, True, consolidated)
         raise

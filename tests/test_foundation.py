@@ -738,3 +738,24 @@ def test_update_keeps_non_index_coordinates_and_replaces_strings(tmp_path):
     with pytest.raises(hx.ValidationError, match="label"):  # numbers never become text
         hx.to_store(xr.Dataset({"label": ("asset", [1.5, 2.5])}, coords={"asset": ["a", "b"]}),
                     p, mode="update")  # fmt: skip
+
+
+def test_update_whose_swap_cannot_be_undone_leaves_the_store_refused(small, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    p = tmp_path / "a.zarr"
+    hx.to_store(small, p)
+    rename, calls = Path.rename, []
+
+    def broken(self, target):  # the first rename works, then the disk refuses every rename
+        calls.append(self.name)
+        if len(calls) > 1:
+            raise OSError("rename refused")
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", broken)
+    with pytest.raises(OSError, match="refused"):
+        hx.to_store(small[["returns"]] * 2, p, mode="update")
+    monkeypatch.setattr(Path, "rename", rename)
+    with pytest.raises(IncompleteStoreError):  # "returns" is missing: never read as complete
+        hx.open_store(p)
