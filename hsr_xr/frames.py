@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Iterable, Mapping
 from typing import Literal
 
@@ -11,39 +10,11 @@ import pandas as pd
 import xarray as xr
 
 from .errors import ValidationError
-from .schema import UNKNOWN_INDUSTRY, VARIABLES, check_coords, datetime_ns
+from .schema import UNKNOWN_INDUSTRY, VARIABLES, check_coords, datetime_ns, parse_dates
 
 
 def _labels(values: Iterable) -> np.ndarray:
     return np.asarray([str(v) for v in values], dtype=object)
-
-
-def _dates(values, name: str) -> pd.DatetimeIndex:
-    """Date labels -> timezone-naive DatetimeIndex without NaT, or a named error.
-
-    Numbers are refused: pandas reads 20200102 as nanoseconds since 1970.
-    """
-    arr = np.asarray(values)
-    first = next((v for v in arr.flat if not pd.isna(v)), None)
-    if arr.dtype.kind in "biuf" or (arr.dtype.kind == "O" and isinstance(first, numbers.Number)):
-        raise ValidationError(
-            name,
-            f"dates are numbers (e.g. {first}), which pandas would read as nanoseconds since 1970",
-            "parse them first, e.g. pd.to_datetime(x.astype(str), format='%Y%m%d')",
-        )
-    try:
-        dates = pd.DatetimeIndex(pd.to_datetime(arr))
-    except (ValueError, TypeError) as err:
-        raise ValidationError(name, "values are not dates", "parse them first") from err
-    if dates.tz is not None:  # .values would shift the dates to UTC
-        raise ValidationError(
-            name, f"dates are timezone-aware ({dates.tz})", "drop the zone: .tz_localize(None)"
-        )
-    if dates.isna().any():
-        raise ValidationError(
-            name, f"has {int(dates.isna().sum())} missing dates", "drop or fill those rows"
-        )
-    return dates
 
 
 def _registry_dtype(name: str, values: np.ndarray) -> np.ndarray:
@@ -96,7 +67,7 @@ def from_long_frame(
                 col, f"column missing from the frame (have {list(df.columns)})",
                 "pass date=, asset=, name=, value= with the frame's column names",
             )  # fmt: skip
-    dates = _dates(df[date].to_numpy(), date)
+    dates = parse_dates(df[date].to_numpy(), date)
     for col in (asset, name):
         missing = df[col].isna()
         if missing.any():
@@ -160,7 +131,7 @@ def from_wide_frames(
     for key, frame in frames.items():
         if not isinstance(frame, pd.DataFrame):
             raise ValidationError(key, f"is a {type(frame).__name__}", "pass a DataFrame")
-        index = _dates(frame.index, key)
+        index = parse_dates(frame.index, key)
         try:
             values = frame.to_numpy(dtype=float)
         except (ValueError, TypeError) as err:

@@ -18,7 +18,7 @@ import pandas as pd
 import xarray as xr
 
 from .errors import ValidationError
-from .schema import FINITE, VARIABLES, check_finite, check_flags, validate
+from .schema import FINITE, VARIABLES, check_finite, check_flags, parse_dates, validate
 
 WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 _FREQS = {
@@ -73,7 +73,7 @@ def period_complete(
     starts: np.ndarray,
     freq: str,
     anchor: str = "FRI",
-    holidays=None,
+    holidays: Sequence | None = None,
 ) -> np.ndarray:
     """Whether the panel covers each period's whole calendar span, shape (n_periods,).
 
@@ -85,10 +85,7 @@ def period_complete(
     incomplete when the panel starts (ends) next to it. With "D" every period is
     complete.
     """
-    try:
-        days = pd.DatetimeIndex([] if holidays is None else holidays).values.astype("datetime64[D]")
-    except (ValueError, TypeError) as err:
-        raise ValidationError("holidays", "are not dates", "pass a list of dates") from err
+    days = [] if holidays is None else parse_dates(holidays, "holidays").values.astype("M8[D]")
     ok = np.ones(len(starts), dtype=bool)
     if str(freq).upper() == "D" or not len(starts):
         return ok
@@ -213,7 +210,7 @@ def resample(
     require_full: bool = False,
     returns: str | Sequence[str] | None = None,
     end_of_period: Sequence[str] = ("close", "adj_close"),
-    holidays=None,
+    holidays: Sequence | None = None,
 ) -> xr.Dataset:
     """Resample a (date, ...) panel to calendar periods, keeping the as-of rule.
 

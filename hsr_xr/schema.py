@@ -177,6 +177,34 @@ def datetime_ns(values, name: str) -> np.ndarray:
     return arr.astype("datetime64[ns]")
 
 
+def parse_dates(values: Any, name: str) -> pd.DatetimeIndex:
+    """Date labels -> timezone-naive DatetimeIndex without NaT, or a named error.
+
+    Numbers are refused: pandas reads 20200102 as nanoseconds since 1970.
+    """
+    arr = np.asarray(values)
+    first = next((v for v in arr.flat if not pd.isna(v)), None)
+    if arr.dtype.kind in "biuf" or (arr.dtype.kind == "O" and isinstance(first, numbers.Number)):
+        raise ValidationError(
+            name,
+            f"dates are numbers (e.g. {first}), which pandas would read as nanoseconds since 1970",
+            "parse them first, e.g. pd.to_datetime(x.astype(str), format='%Y%m%d')",
+        )
+    try:
+        dates = pd.DatetimeIndex(pd.to_datetime(arr))
+    except (ValueError, TypeError) as err:
+        raise ValidationError(name, "values are not dates", "parse them first") from err
+    if dates.tz is not None:  # .values would shift the dates to UTC
+        raise ValidationError(
+            name, f"dates are timezone-aware ({dates.tz})", "drop the zone: .tz_localize(None)"
+        )
+    if dates.isna().any():
+        raise ValidationError(
+            name, f"has {int(dates.isna().sum())} missing dates", "drop or fill those rows"
+        )
+    return dates
+
+
 def check_coords(obj: xr.Dataset | xr.DataArray, label: str = "input") -> None:
     """Check the canonical coordinates present on ``obj``.
 
