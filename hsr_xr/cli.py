@@ -15,9 +15,8 @@ from . import pipeline
 from .errors import IncompleteStoreError, ValidationError
 from .ff5 import ff5_factors
 from .resample import resample
-from .risk import risk_model
 from .simulate import simulate_market
-from .store import mark_incomplete, open_store, store_groups, stored_date_chunk, to_store
+from .store import open_store, store_groups, to_store
 
 MODEL_GROUP = "model"  # pipeline outputs; raw inputs stay at the store root
 
@@ -108,31 +107,12 @@ def cmd_demo(args) -> int:
 
 
 def cmd_run(args) -> int:
-    ds = open_store(args.store)
-    steps = pipeline.Steps(3, progress=True, compute=False)  # build each graph, then stream it
-    # every variable the steps make, also one that replaces a stored one of the same name
-    cross, new = pipeline.cross_sectional_steps(ds, steps)
-    # the risk model's options and inputs are checked (building its graph) before any write
-    risk_model(pipeline.time_series_layout(cross), preset=args.preset, merge=False)
-    print(f"computing and writing {len(new)} cross-sectional variables ...")
-    # in the stored date chunks: the outputs stream out block by block, as they are computed
-    chunks = {"date": stored_date_chunk(args.store)} if stored_date_chunk(args.store) else None
-    to_store(cross[new], args.store, group=MODEL_GROUP, mode="w", chunks=chunks, progress=True)
-    try:  # the risk model reads the stored returns back in its own (time-series) layout
-        inputs = pipeline.risk_inputs(args.store, MODEL_GROUP)
-        risk = steps.run(f"risk model (preset={args.preset!r})", risk_model, inputs,
-                         preset=args.preset, merge=False)  # fmt: skip
-        print(f"computing and writing {len(risk.data_vars)} risk variables ...")
-        to_store(risk, args.store, group=MODEL_GROUP, mode="update", progress=True)
-    except BaseException:  # the group holds the first pass only: never read it as complete
-        mark_incomplete(args.store, MODEL_GROUP)
-        raise
-    new += list(risk.data_vars)
+    names, inputs = pipeline.run_to_store(args.store, MODEL_GROUP, args.preset)
     model = open_store(args.store, group=MODEL_GROUP)
-    if "truth_factor_returns" in ds:  # a simulated store: compare with the planted truth
-        model = model.assign(truth_factor_returns=ds["truth_factor_returns"])
+    if "truth_factor_returns" in inputs:  # a simulated store: compare with the planted truth
+        model = model.assign(truth_factor_returns=inputs["truth_factor_returns"])
     print(pipeline.factor_summary(model, styles=inputs.indexes["style"]).to_string())
-    print(f"wrote group {MODEL_GROUP!r} of {args.store}: {', '.join(sorted(new))}")
+    print(f"wrote group {MODEL_GROUP!r} of {args.store}: {', '.join(sorted(names))}")
     return 0
 
 

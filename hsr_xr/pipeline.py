@@ -7,9 +7,9 @@ timed and logged; Dask work shows Dask's progress bar.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ from .regression import factor_regression
 from .resample import resample
 from .risk import CHUNK_BYTES, risk_model
 from .rolling import rolling_regression
-from .store import open_store
+from .store import mark_incomplete, open_store, stored_date_chunk, to_store
 
 FF5_COLUMNS = ["MKT", "SMB", "HML", "RMW", "CMA"]
 PERIODS_PER_YEAR = {"D": 252, "W": 52, "M": 12}
@@ -32,7 +32,7 @@ PERIODS_PER_YEAR = {"D": 252, "W": 52, "M": 12}
 
 def _progress(enabled: bool):
     if not enabled:
-        return nullcontext()
+        return contextlib.nullcontext()
     from dask.diagnostics import ProgressBar
 
     return ProgressBar(minimum=1.0)
@@ -76,17 +76,14 @@ def cross_sectional_steps(ds: xr.Dataset, steps: Steps) -> tuple[xr.Dataset, lis
     convention; the seed leaves the two nearly collinear).
     """
     made: list[str] = []
-    for name, fn, kwargs in (
-        ("loadings: winsorize + standardize descriptors -> styles", compute_loadings,
-         {"orthogonalize": True, "coverage": True}),
-        ("factor regression: constrained WLS per date", factor_regression, {}),
-    ):  # fmt: skip
-        if fn is compute_loadings and ("descriptors" not in ds or "loadings" in ds):
-            continue
-        out = steps.run(name, fn, ds, merge=False, **kwargs)
-        ds = _replace(ds, out)
-        made += [str(v) for v in out.data_vars]
-    return ds, made
+    if "descriptors" in ds and "loadings" not in ds:
+        out = steps.run("loadings: winsorize + standardize descriptors -> styles",
+                        compute_loadings, ds, orthogonalize=True, coverage=True,
+                        merge=False)  # fmt: skip
+        ds, made = _replace(ds, out), [str(v) for v in out.data_vars]
+    out = steps.run("factor regression: constrained WLS per date", factor_regression, ds,
+                    merge=False)  # fmt: skip
+    return _replace(ds, out), made + [str(v) for v in out.data_vars]
 
 
 def _replace(ds: xr.Dataset, out: xr.Dataset) -> xr.Dataset:
@@ -140,6 +137,47 @@ def time_series_layout(ds: xr.Dataset, names: tuple[str, ...] = TIME_SERIES) -> 
     return ds.assign(out) if out else ds
 
 
+def run_to_store(
+    store: str | Path,
+    group: str = "model",
+    preset: str = "seed",
+    *,
+    log: Callable[[str], None] = print,
+    progress: bool = True,
+) -> tuple[list[str], xr.Dataset]:
+    """Loadings → regression → risk model on a store, into its ``group``, streamed.
+
+    Two passes keep memory bounded by the chunk sizes: the cross-sectional outputs
+    are written in the store's date chunks, then the risk model reads the stored
+    returns back in its time-series layout (:func:`risk_inputs`) and its outputs
+    are added with ``mode="update"``. The risk model's options and inputs are
+    checked (its graph is built) before anything is written; if the second pass
+    fails, ``group`` is left marked incomplete.
+
+    Returns the names written and the risk model's inputs (for summaries).
+    """
+    ds = open_store(store)
+    fresh_loadings = "descriptors" in ds and "loadings" not in ds
+    steps = Steps(3 if fresh_loadings else 2, log=log, progress=progress, compute=False)
+    cross, made = cross_sectional_steps(ds, steps)
+    risk_model(time_series_layout(cross), preset=preset, merge=False)  # checks, computes nothing
+    log(f"computing and writing {len(made)} cross-sectional variables ...")
+    chunk = stored_date_chunk(store)  # stream the outputs out block by block
+    to_store(cross[made], store, group=group, mode="w", chunks=chunk and {"date": chunk},
+             progress=progress)  # fmt: skip
+    try:
+        inputs = risk_inputs(store, group)
+        risk = steps.run(f"risk model (preset={preset!r})", risk_model, inputs, preset=preset,
+                         merge=False)  # fmt: skip
+        log(f"computing and writing {len(risk.data_vars)} risk variables ...")
+        to_store(risk, store, group=group, mode="update", progress=progress)
+    except BaseException:  # the group holds the first pass only: never read it as complete
+        with contextlib.suppress(Exception):  # the original error is the one to see
+            mark_incomplete(store, group)
+        raise
+    return made + [str(v) for v in risk.data_vars], inputs
+
+
 def risk_inputs(store: str | Path, group: str) -> xr.Dataset:
     """A store's root plus its ``group`` (the regression's outputs) as the risk model
     reads them: the time-series inputs read straight from Zarr in the time-series
@@ -174,7 +212,7 @@ def ff5_by_frequency(ds: xr.Dataset, freqs=("D", "W", "M")) -> dict[str, xr.Data
     }
 
 
-def factor_summary(ds: xr.Dataset, styles=None) -> pd.DataFrame:
+def factor_summary(ds: xr.Dataset, styles: Sequence[str] | None = None) -> pd.DataFrame:
     """Annualized mean/vol and t-stat of country and style factor returns (+ truth corr).
 
     ``styles``: the style factor names (default: the ``style`` coordinate of ``ds``).

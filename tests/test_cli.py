@@ -7,7 +7,7 @@ import pytest
 import zarr
 
 import hsr_xr as hx
-from hsr_xr import cli as cli_module
+from hsr_xr import pipeline
 from hsr_xr.cli import build_parser, main
 
 SMALL = ["--dates", "300", "--assets", "300", "--industries", "10"]
@@ -154,14 +154,14 @@ def test_run_recomputes_stale_outputs_and_marks_a_failed_second_pass(tmp_path, c
     for name in ("factor_returns", "specific_returns", "factor_cov", "specific_var"):
         np.testing.assert_allclose(model[name].values, ref[name].values, rtol=1e-12, atol=0)
     # a second pass that fails leaves the group refused, not a readable half
-    real = cli_module.to_store
+    real = pipeline.to_store
 
     def failing(ds, path, **kw):
         if kw.get("mode") == "update":
             raise RuntimeError("disk full")
         return real(ds, path, **kw)
 
-    monkeypatch.setattr(cli_module, "to_store", failing)
+    monkeypatch.setattr(pipeline, "to_store", failing)
     with pytest.raises(RuntimeError, match="disk full"):
         main(["run", str(store), "--preset", "seed"])
     with pytest.raises(hx.IncompleteStoreError):
