@@ -75,11 +75,11 @@ def _model_inputs(
     ds = validate(ds, list(names), names=names)
     S = ds[loadings]
     check_nonempty(S, ("date", "asset"), loadings)
-    if fill_exposures is not None and not is_number(fill_exposures, finite=True):
-        raise ValidationError(
-            "fill_exposures", f"got {fill_exposures!r}", "pass a finite number, or None"
-        )
     if fill_exposures is not None:
+        if not is_number(fill_exposures, finite=True):
+            raise ValidationError(
+                "fill_exposures", f"got {fill_exposures!r}", "pass a finite number, or None"
+            )
         S = S.fillna(fill_exposures)
     inds = industry_names(ds, industry)
     expected = factor_names([str(s) for s in S["style"].values], inds)
@@ -393,21 +393,19 @@ def realized_vol(
     r = _returns_input(ds, returns)
     w = _check_weights(weights, "weights", r)
     pr, no_data = _portfolio_returns(w, r, fill_returns)
-    if _dask(pr):
-        pr, no_data = pr.chunk({"date": -1}), no_data.chunk({"date": -1})
-    pr, no_data = pr.transpose(..., "date"), no_data.transpose(..., "date")
-    # default: every date of the window that has market data
-    mp, skip = (window, no_data) if min_periods is None else (min_periods, xr.zeros_like(no_data))
+    pr, no_data = _along_date(pr, no_data)
+    # default: every date of the window that has market data (no-data dates do not count)
+    inputs = [pr, no_data] if min_periods is None else [pr]
     vol = xr.apply_ufunc(
         K.rolling_std,
-        pr,
-        skip,
-        kwargs={"window": window, "min_periods": mp, "ddof": ddof},
-        input_core_dims=[["date"], ["date"]],
+        *inputs,
+        kwargs={"window": window, "min_periods": window if min_periods is None else min_periods,
+                "ddof": ddof},
+        input_core_dims=[["date"]] * len(inputs),
         output_core_dims=[["date"]],
         dask="parallelized",
         output_dtypes=[float],
-    )
+    )  # fmt: skip
     if forward:
         vol = vol.shift(date=-window)
     out = xr.Dataset(
@@ -417,6 +415,13 @@ def realized_vol(
         }
     )
     return select_dates(out, date)
+
+
+def _along_date(*objs: xr.DataArray) -> list[xr.DataArray]:
+    """``objs`` with ``date`` last (and one Dask chunk along it when any is Dask-backed)."""
+    if _dask(*objs):
+        objs = tuple(x.chunk({"date": -1}) for x in objs)
+    return [x.transpose(..., "date") for x in objs]
 
 
 def _dask(*objs) -> bool:
@@ -550,18 +555,18 @@ def bias_statistics(
         sigma = by_block(sigma).where(first).sum("step", min_count=1)
         sigma = sigma.rename(block="date").assign_coords(date=starts) * np.sqrt(n_data)
     pr, sigma, no_data = (select_dates(x, date) for x in (pr, sigma, no_data))
-    if _dask(pr, sigma):
-        pr, sigma, no_data = (x.chunk({"date": -1}) for x in (pr, sigma, no_data))
-    pr, sigma, no_data = (x.transpose(..., "date") for x in (pr, sigma, no_data))
+    pr, sigma, no_data = _along_date(pr, sigma, no_data)
     b = (pr / sigma.where(sigma > 0)).drop_attrs().rename("standardized")  # no risk: no outcome
-    # default: every outcome of the window that has market data
-    mp, skip = (window, no_data) if min_periods is None else (int(min_periods), None)
+    # default: every outcome of the window that has market data (no-data dates do not count)
+    inputs = [b, no_data] if min_periods is None else [b]
     bias, n_obs, rolling, mrad, inside = xr.apply_ufunc(
         K.bias_summary,
-        b,
-        xr.zeros_like(no_data) if skip is None else skip,
-        kwargs={"window": int(window), "min_periods": mp},
-        input_core_dims=[["date"], ["date"]],
+        *inputs,
+        kwargs={
+            "window": int(window),
+            "min_periods": int(window if min_periods is None else min_periods),
+        },
+        input_core_dims=[["date"]] * len(inputs),
         output_core_dims=[[], [], ["date"], [], []],
         dask="parallelized",
         output_dtypes=[float] * 5,

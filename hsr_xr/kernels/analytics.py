@@ -258,7 +258,7 @@ def rolling_std(
 
 
 def bias_summary(
-    b: np.ndarray, skip: np.ndarray | None, window: int, min_periods: int
+    b: np.ndarray, skip: np.ndarray | None = None, *, window: int, min_periods: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Bias statistics of standardized outcomes along the last axis.
 
@@ -266,12 +266,12 @@ def bias_summary(
     ----------
     b : ndarray (B..., T)
         Standardized outcomes ``r_t / σ̂_{t-1}``; NaN = no observation.
+    skip : ndarray of bool (B..., T), optional
+        Rows without market data (not observations; see :func:`rolling_std`).
     window : int
         Rolling window length (observations).
     min_periods : int
         Finite observations a window needs, less one per ``skip`` row in it.
-    skip : ndarray of bool (B..., T), optional
-        Rows without market data (not observations; see :func:`rolling_std`).
 
     Returns
     -------
