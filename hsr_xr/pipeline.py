@@ -22,7 +22,7 @@ from .ff5 import ff5_factors
 from .loadings import compute_loadings
 from .regression import factor_regression
 from .resample import resample
-from .risk import CHUNK_BYTES, risk_model
+from .risk import chunk_length, risk_model
 from .rolling import rolling_regression
 from .store import mark_incomplete, open_store, stored_date_chunk, to_store
 
@@ -117,7 +117,7 @@ TIME_SERIES = ("factor_returns", "specific_returns")
 def time_series_chunks(n_dates: int) -> dict[str, int]:
     """Chunks of the time-series layout: whole dates, about :data:`hsr_xr.risk.CHUNK_BYTES`
     of float64 per chunk (fewer assets per chunk as the history grows)."""
-    return {"date": -1, "asset": max(1, CHUNK_BYTES // (8 * max(n_dates, 1)))}
+    return {"date": -1, "asset": chunk_length(8 * n_dates)}
 
 
 def time_series_layout(ds: xr.Dataset, names: tuple[str, ...] = TIME_SERIES) -> xr.Dataset:
@@ -185,7 +185,9 @@ def risk_inputs(store: str | Path, group: str) -> xr.Dataset:
 
     Writing the regression first and reading it back this way (``hsr-xr run``)
     keeps memory bounded by the chunk sizes; one graph that rechunks the
-    regression's outputs in memory holds far more of the history at once.
+    regression's outputs in memory holds far more of the history at once. The
+    price is decoding: Zarr decodes whole stored chunks, so each stored date
+    chunk of the returns is decoded once per asset chunk read from it.
     """
     ds = open_store(store)
     model = open_store(store, group=group)

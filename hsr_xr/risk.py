@@ -281,15 +281,20 @@ def _factor_side(f: xr.DataArray, proxy: xr.DataArray, opts: dict[str, Any]) -> 
 
 
 #: Bytes per Dask chunk of the widest input of the specific side's steps, in both
-#: layouts (the cross-sectional one over dates, the time-series one over assets; see
-#: :func:`hsr_xr.pipeline.time_series_layout`): memory stays bounded whatever the history.
+#: layouts (the cross-sectional one over dates here, the time-series one over assets in
+#: :func:`hsr_xr.pipeline.time_series_chunks`): memory stays bounded whatever the history.
 CHUNK_BYTES = 16 * 2**20
 
 
+def chunk_length(bytes_per_step: int) -> int:
+    """Steps (dates or assets) per Dask chunk: about ``CHUNK_BYTES``, at least 1."""
+    return max(1, CHUNK_BYTES // max(int(bytes_per_step), 1))
+
+
 def _date_chunk(n_assets: int, per_asset: int = 1) -> int:
-    """Dates per chunk for the cross-sectional layout: about ``CHUNK_BYTES`` of an
-    input with ``per_asset`` float64 values per (date, asset)."""
-    return max(1, CHUNK_BYTES // (8 * max(n_assets, 1) * max(per_asset, 1)))
+    """Dates per chunk for the cross-sectional layout, for an input with ``per_asset``
+    float64 values per (date, asset)."""
+    return chunk_length(8 * n_assets * per_asset)
 
 
 def _cross(var: xr.DataArray, date_chunk: int | None) -> xr.DataArray:
