@@ -147,12 +147,14 @@ def run_to_store(
 ) -> tuple[list[str], xr.Dataset]:
     """Loadings → regression → risk model on a store, into its ``group``, streamed.
 
-    Two passes keep memory bounded by the chunk sizes: the cross-sectional outputs
-    are written in the store's date chunks, then the risk model reads the stored
+    Two passes: the cross-sectional outputs are written in the store's date
+    chunks (memory bounded by the chunks), then the risk model reads the stored
     returns back in its time-series layout (:func:`risk_inputs`) and its outputs
-    are added with ``mode="update"``. The risk model's options and inputs are
-    checked (its graph is built) before anything is written; if the second pass
-    fails, ``group`` is left marked incomplete.
+    are added with ``mode="update"`` (this pass still grows somewhat with the
+    history: the factor side is one task, and the specific side changes layout).
+    The risk model's options and inputs are checked (its graph is built) before
+    anything is written; if the second pass fails, ``group`` is left marked
+    incomplete.
 
     Returns the names written and the risk model's inputs (for summaries).
     """
