@@ -182,7 +182,11 @@ def parse_dates(values: Any, name: str) -> pd.DatetimeIndex:
 
     Numbers are refused: pandas reads 20200102 as nanoseconds since 1970.
     """
+    if isinstance(values, (set, frozenset)):
+        values = sorted(values)
     arr = np.asarray(values)
+    if arr.size == 0:  # no dates (np.asarray([]) is float)
+        return pd.DatetimeIndex([])
     first = next((v for v in arr.flat if not pd.isna(v)), None)
     if arr.dtype.kind in "biuf" or (arr.dtype.kind == "O" and isinstance(first, numbers.Number)):
         raise ValidationError(

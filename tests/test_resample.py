@@ -341,6 +341,9 @@ def test_complete_knows_the_holidays_it_is_given():
     for freq in ("M", "Q", "A"):
         out = hx.resample(ds, freq, holidays=["2024-01-01"])
         assert out.complete.values.all(), freq
+    for none in ([], (), None):  # no holidays at all
+        assert not hx.resample(ds, "A", holidays=none).complete.values[0]
+    assert hx.resample(ds, "A", holidays={"2024-01-01"}).complete.values.all()
     for bad in (["not a date"], [20240101]):  # a number would be read as 1970
         with pytest.raises(hx.ValidationError, match="holidays"):
             hx.resample(ds, "M", holidays=bad)
