@@ -14,6 +14,7 @@ import xarray as xr
 
 from .errors import ValidationError
 from .exposures import factor_names
+from .kernels import jit
 from .kernels.regression import SE_KINDS, STATUS_MEANINGS, STATUS_OK, WEIGHT_KINDS, regress
 from .schema import (
     check_aligned,
@@ -22,6 +23,7 @@ from .schema import (
     check_flags,
     check_nonempty,
     industry_names,
+    is_dask,
     is_integer,
     is_number,
     validate,
@@ -282,6 +284,9 @@ def factor_regression(
         inputs.append(variables["specific_var"].shift(date=1))
         core.append(["asset"])
 
+    # in-memory input: date blocks on every core; Dask input: Dask's workers do that
+    threads = 1 if any(is_dask(v) for v in inputs) else jit.default_threads()
+
     def _kernel(r, cap, codes, x, *rest):
         rest = list(rest)
         universe = rest.pop(0) if has_universe else None
@@ -302,6 +307,7 @@ def factor_regression(
             std_errors=std_errors,
             min_dof=min_dof,
             max_cond=max_cond,
+            threads=threads,
         )
         return tuple(res)
 

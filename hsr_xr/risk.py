@@ -40,7 +40,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-import dask.array as da
 import numpy as np
 import xarray as xr
 
@@ -54,6 +53,7 @@ from .schema import (
     check_flags,
     check_nonempty,
     industry_names,
+    is_dask,
     is_flag,
     is_integer,
     is_number,
@@ -212,10 +212,6 @@ def resolve_options(preset: str | None, overrides: dict[str, Any]) -> dict[str, 
     return opts
 
 
-def _is_dask(obj: xr.DataArray) -> bool:
-    return isinstance(obj.data, da.Array)
-
-
 def _proxy(ds: xr.Dataset, f: xr.DataArray, proxy: Any) -> xr.DataArray:
     """The regime proxy series over ``date``: user series / variable, else the country factor."""
     if proxy is None:
@@ -242,9 +238,9 @@ def _proxy(ds: xr.Dataset, f: xr.DataArray, proxy: Any) -> xr.DataArray:
 
 def _factor_side(f: xr.DataArray, proxy: xr.DataArray, opts: dict[str, Any]) -> xr.Dataset:
     K = f.sizes["factor"]
-    if _is_dask(f):
+    if is_dask(f):
         f = f.chunk({"date": -1, "factor": -1})
-    if _is_dask(proxy) or _is_dask(f):
+    if is_dask(proxy) or is_dask(f):
         proxy = proxy.chunk({"date": -1})
     kwargs = {
         k: opts[k]
@@ -299,7 +295,7 @@ def _date_chunk(n_assets: int, per_asset: int = 1) -> int:
 
 def _cross(var: xr.DataArray, date_chunk: int | None) -> xr.DataArray:
     """Rechunk to the cross-sectional layout (whole asset axis) under Dask."""
-    if date_chunk is None or not _is_dask(var):
+    if date_chunk is None or not is_dask(var):
         return var
     return var.chunk({"date": date_chunk, "asset": -1})
 
@@ -337,7 +333,7 @@ def _specific_side(
 ) -> xr.Dataset:
     e = ds[names["specific_returns"]].astype(float, copy=False)
     check_core_unchunked(e, "date", names["specific_returns"])
-    dask_in = _is_dask(e)
+    dask_in = is_dask(e)
     # the widest cross-sectional input: loadings (styles per asset) in the structural model
     width = ds[names["loadings"]].sizes.get("style", 1) if opts["structural"] else 1
     dc = _date_chunk(e.sizes["asset"], width) if dask_in else None
@@ -384,7 +380,7 @@ def _specific_side(
             # NumPy: var is the EWMA's own output, finished in place (not inside a graph)
             kwargs={
                 "shrink": float(opts["specific_shrink"]),
-                "overwrite": not (_is_dask(var) or _is_dask(fill)),
+                "overwrite": not (is_dask(var) or is_dask(fill)),
             },
         )
 
@@ -424,7 +420,7 @@ def _specific_side(
         prev = var.shift(date=1) if var.sizes["date"] > 1 else xr.full_like(var, np.nan)
         w = cap if cap is not None else xr.ones_like(var)
         b2 = _xs(kcov.bias_squared, _cross(e, dc), prev, w)
-        if _is_dask(b2):  # also when only the caps or loadings are Dask-backed
+        if is_dask(b2):  # also when only the caps or loadings are Dask-backed
             b2 = b2.chunk({"date": -1})
         lam = xr.apply_ufunc(
             kcov.lambda_from_bias,
@@ -447,7 +443,7 @@ def _specific_side(
         # (never inside a Dask graph: a recompute would scale the same buffer again)
         kwargs={
             "floor": float(opts["specific_floor"]),
-            "overwrite": not (_is_dask(var) or _is_dask(scale)),
+            "overwrite": not (is_dask(var) or is_dask(scale)),
         },
         dask="parallelized",
         output_dtypes=[float],

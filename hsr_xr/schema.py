@@ -147,7 +147,8 @@ def _dims_text(spec: VarSpec) -> str:
     return " or ".join("(" + ", ".join(d) + ")" for d in spec.dims)
 
 
-def _is_dask(obj: xr.DataArray) -> bool:
+def is_dask(obj: xr.DataArray) -> bool:
+    """True when ``obj`` is backed by a Dask array."""
     return isinstance(obj.data, da.Array)
 
 
@@ -264,7 +265,7 @@ def _check_values(
     var: xr.DataArray, name: str, bad: Callable[[np.ndarray], np.ndarray], problem: str, fix: str
 ) -> xr.DataArray:
     """Raise if ``bad(values)`` is true anywhere; lazily (at compute) for Dask data."""
-    if not _is_dask(var):
+    if not is_dask(var):
         mask = bad(np.asarray(var.values))
         if mask.any():
             raise ValidationError(name, f"{problem} ({int(mask.sum())} values)", fix)
@@ -293,7 +294,7 @@ def industry_names(ds: xr.Dataset | xr.DataArray, industry: str = "industry") ->
     var = ds[industry] if isinstance(ds, xr.Dataset) else ds
     names = var.attrs.get("industry_names")
     if names is None:
-        if _is_dask(var):
+        if is_dask(var):
             raise ValidationError(
                 industry,
                 "is Dask-backed and has no attrs['industry_names'] (naming the codes would "
@@ -386,7 +387,7 @@ def validate(
         if canon == "industry":
             # without names, Dask-backed codes are only checked for codes below -1 (their
             # largest code would have to be computed); functions that need the names ask
-            if _is_dask(var) and "industry_names" not in var.attrs:
+            if is_dask(var) and "industry_names" not in var.attrs:
                 n, known = np.iinfo(np.int64).max, "codes below -1"
             else:
                 n = len(industry_names(var))
@@ -443,9 +444,9 @@ def check_risk_free(
             )
         check_coords(risk_free, name)
         check_aligned({"returns": returns, name: risk_free}, ["date"])
-        if _is_dask(returns):  # chunk it as the returns, so that r - rf keeps their chunks
+        if is_dask(returns):  # chunk it as the returns, so that r - rf keeps their chunks
             risk_free = risk_free.chunk({"date": returns.chunksizes["date"]})
-        elif _is_dask(risk_free):
+        elif is_dask(risk_free):
             risk_free = risk_free.chunk({"date": -1})
         return check_finite(risk_free.astype(float), name)
     if not is_number(risk_free, finite=True):
@@ -518,7 +519,7 @@ def select_dates(obj: xr.DataArray | xr.Dataset, date: Any) -> xr.DataArray | xr
 
 def check_core_unchunked(var: xr.DataArray, dim: str, name: str) -> None:
     """Raise if ``dim`` (a core dim of a kernel) is split across several Dask chunks."""
-    if _is_dask(var) and dim in var.dims:
+    if is_dask(var) and dim in var.dims:
         nchunks = len(var.chunksizes[dim])
         if nchunks > 1:
             raise ValidationError(

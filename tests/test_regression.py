@@ -165,7 +165,7 @@ def reference(
         {"weight_by_specific_var": True},
     ],
 )
-def test_matches_dense_kkt_reference(opts):
+def test_matches_dense_kkt_reference(opts, kernel_passes):
     ds = make_panel(dated_industry=True)
     out = hx.factor_regression(ds, merge=False, **opts)
     ref = reference(ds, **opts)
@@ -353,6 +353,36 @@ def test_date_blocks_do_not_change_results(dated_codes):
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14, err_msg=f"{name} {block}")
             if a.dtype.kind in "iu":
                 np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dated_codes", [False, True])
+@pytest.mark.parametrize("fill_exposures", [0.0, None, 0.5])
+def test_compiled_passes_equal_numpy_forms(dated_codes, fill_exposures, monkeypatch):
+    """The Numba loadings passes give the NumPy forms' numbers, on threads too."""
+    pytest.importorskip("numba")
+    rng = np.random.default_rng(4)
+    t, n, s = 13, 200, 4
+    x = rng.standard_normal((t, n, s))
+    x[rng.random(x.shape) < 0.1] = np.nan
+    x[2, 5] = np.nan  # an asset without any loading
+    x[4, :, 2] = 1.0  # a constant style on one date
+    r = rng.standard_normal((t, n)) * 0.01
+    r[rng.random(r.shape) < 0.05] = np.nan
+    r[7] = np.nan  # a date without returns
+    cap = np.exp(rng.normal(8, 1, (t, n)))
+    codes = rng.integers(-1, 5, (t, n) if dated_codes else (1, n))
+    universe = rng.random((t, n)) < 0.9
+    args = (r, cap, codes, x, universe)
+    kw = dict(n_industries=5, fill_exposures=fill_exposures, block=4)
+    monkeypatch.setenv("HSR_XR_NUMBA", "0")
+    want = regress(*args, **kw)
+    monkeypatch.setenv("HSR_XR_NUMBA", "1")
+    for threads in (1, 3):
+        got = regress(*args, threads=threads, **kw)
+        for name, a, b in zip(want._fields, want, got, strict=True):
+            np.testing.assert_allclose(b, a, rtol=1e-11, atol=1e-15, err_msg=name)
+    assert want.status[4] == STATUS_CONSTANT_STYLE and np.isnan(want.factor_returns[7]).all()
+    assert np.isnan(want.specific_returns[2, 5])
 
 
 def test_kernel_broadcast_inputs_and_no_dates():

@@ -38,6 +38,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import jit
 from .quantiles import row_quantiles
 from .segments import SortedSegments, segment_sum, static_codes
 
@@ -160,6 +161,84 @@ def _industry_sums(
     return np.swapaxes(segment_sum(values, codes, n_segments, trailing=True), 1, 2)
 
 
+@jit.compiled
+def _count_missing(x, out):
+    """out[t, n] = number of NaN in x[t, n, :]  (compiled form of the missing-count pass)."""
+    t_len, n_len, s_len = x.shape
+    for t in range(t_len):
+        for n in range(n_len):
+            c = 0
+            for k in range(s_len):
+                if np.isnan(x[t, n, k]):
+                    c += 1
+            out[t, n] = c
+
+
+@jit.compiled
+def _cube_sums(x, fill, fit, cap, w, wy, codes, seg, qx, pxx, bx):
+    """The sums over assets of the normal equations, in one pass over ``x``.
+
+    seg (T, 4, J): industry sums of fit, cap, w*y, w; qx (T, S, J): industry sums
+    of w*x; pxx (T, S, S): sum w x x'; bx (T, S): sum w*y*x (missing x = ``fill``).
+    Outputs start at zero. Per date, the sums build up in small contiguous arrays.
+    """
+    t_len, n_len, s_len = x.shape
+    j_len = seg.shape[2]
+    xs = np.empty(s_len)
+    p = np.empty((s_len, s_len))
+    q = np.empty((j_len, s_len))
+    b = np.empty(s_len)
+    for t in range(t_len):
+        p[:] = 0.0
+        q[:] = 0.0
+        b[:] = 0.0
+        for n in range(n_len):
+            if not fit[t, n]:
+                continue
+            c = codes[t, n]
+            wt = w[t, n]
+            wyt = wy[t, n]
+            seg[t, 0, c] += 1.0
+            seg[t, 1, c] += cap[t, n]
+            seg[t, 2, c] += wyt
+            seg[t, 3, c] += wt
+            for k in range(s_len):
+                v = x[t, n, k]
+                xs[k] = fill if np.isnan(v) else v
+            for k in range(s_len):
+                a = wt * xs[k]
+                q[c, k] += a
+                b[k] += wyt * xs[k]
+                for m in range(s_len):
+                    p[k, m] += a * xs[m]
+        for k in range(s_len):
+            bx[t, k] = b[k]
+            for m in range(s_len):
+                pxx[t, k, m] = p[k, m]
+            for c in range(j_len):
+                qx[t, k, c] = q[c, k]
+
+
+@jit.compiled
+def _fitted_values(x, fill, f, codes, out):
+    """out[t, n] = f_country + sum_s x[t, n, s] f_s + f_industry(n), NaN without an industry.
+
+    ``f`` (T, 1 + S + J) in factor order; missing x = ``fill``.
+    """
+    t_len, n_len, s_len = x.shape
+    for t in range(t_len):
+        for n in range(n_len):
+            c = codes[t, n]
+            if c < 0:
+                out[t, n] = np.nan
+                continue
+            acc = f[t, 0] + f[t, 1 + s_len + c]
+            for k in range(s_len):
+                v = x[t, n, k]
+                acc += (fill if np.isnan(v) else v) * f[t, 1 + k]
+            out[t, n] = acc
+
+
 def _safe_cholesky(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Batched Cholesky that isolates failing matrices by bisection.
 
@@ -193,6 +272,7 @@ def regress(
     min_dof: int = 10,
     max_cond: float = 1e12,
     block: int | None = None,
+    threads: int = 1,
 ) -> RegressionResult:
     """Constrained WLS factor regression for a stack of dates.
 
@@ -243,6 +323,8 @@ def regress(
         sums industries in another order); blocks keep the (dates, assets,
         styles) temporaries cache-sized instead of page-faulting full-size
         copies (about 15% faster at N=3000).
+    threads : int
+        Date blocks solved concurrently (the passes release the GIL).
 
     Returns
     -------
@@ -286,10 +368,11 @@ def regress(
     def dates(a, i: int):
         return a if a is None or (a is codes and shared) else a[i : i + step]
 
-    parts = [
-        _regress_block(*(dates(a, i) for a in inputs), **options)
-        for i in range(0, max(t, 1), step)  # one (empty) block when there are no dates
-    ]
+    parts = jit.map_blocks(  # one (empty) block when there are no dates
+        lambda i: _regress_block(*(dates(a, i) for a in inputs), **options),
+        range(0, max(t, 1), step),
+        threads,
+    )
     if len(parts) == 1:
         return parts[0]
     return RegressionResult(*(np.concatenate(field) for field in zip(*parts, strict=True)))
@@ -320,7 +403,10 @@ def _regress_block(
     j = int(n_industries)
     k = 1 + s + j
     codes = np.asarray(codes).astype(np.int64, copy=False)
-    shared = static_codes(codes)
+    fill = 0.0 if fill_exposures is None else float(fill_exposures)
+    # compiled single passes over the loadings cube (the robust meat needs the filled cube)
+    compiled = jit.enabled() and std_errors == "classical"
+    shared = None if compiled else static_codes(codes)
     plan = None if shared is None else SortedSegments(shared, j)
     codes = np.broadcast_to(codes, (t, n))  # shared codes arrive as one (1, N) row
     cap = np.asarray(cap, dtype=float)
@@ -330,15 +416,20 @@ def _regress_block(
         universe = None if universe is None else universe[:, order]
         specific_var = None if specific_var is None else specific_var[:, order]
         xf = np.take(x, order, axis=1)  # (T, N, S) reordered copy
-    else:
+    elif not compiled:
         xf = np.array(x, dtype=float)  # (T, N, S) copy, filled below
-    missing = np.isnan(xf)
+    if compiled:
+        xf = np.broadcast_to(x, (t, n, s))  # read as is; missing values read as ``fill``
+        n_missing = np.empty((t, n), dtype=np.intp)
+        _count_missing(xf, n_missing)
+    else:
+        missing = np.isnan(xf)
+        n_missing = np.einsum("tns->tn", missing.view(np.uint8), dtype=np.intp)  # fast count
+        np.copyto(xf, fill, where=missing)
+        del missing
     # fill_exposures fills *some* missing styles; an asset with no loading at all has
     # no exposures and stays out of the fit (its specific return is NaN)
-    n_missing = np.einsum("tns->tn", missing.view(np.uint8), dtype=np.intp)  # fast count
     has_x = n_missing < s if fill_exposures is not None else n_missing == 0
-    np.copyto(xf, 0.0 if fill_exposures is None else float(fill_exposures), where=missing)
-    del missing
     has_exposure = has_x & (codes >= 0)
     fit = has_exposure & ~np.isnan(r) & np.isfinite(cap) & (cap > 0)
     if universe is not None:
@@ -356,25 +447,30 @@ def _regress_block(
     y = np.where(fit, r_fit, 0.0)
     w = regression_weights(cap, fit, weights, specific_var)
 
-    # industry sums of [count, cap, w*y, w] and of w*x_1..w*x_S (contiguous arrays);
-    # then (w*y) . x and (w*x) . x by batched matrix products
-    per_asset = np.empty((t, n, 4))
-    per_asset[..., 0] = fit
-    per_asset[..., 1] = np.where(fit, cap, 0.0)
-    np.multiply(w, y, out=per_asset[..., 2])
-    per_asset[..., 3] = w
-    wx = np.multiply(xf, w[..., None])  # (T, N, S)
-    seg = _industry_sums(per_asset, plan, codes, j)  # (T, 4, J)
+    # industry sums of [count, cap, w*y, w] and of w*x_1..w*x_S, sum w x x', sum w y x
+    seg = np.zeros((t, 4, j))
+    q = np.zeros((t, 1 + s, j))  # [country, styles] x industries block of X'WX
+    p_mat = np.empty((t, 1 + s, 1 + s))
+    if compiled:
+        wy_x = np.empty((t, s))
+        _cube_sums(xf, fill, fit, cap, w, w * y, codes, seg, q[:, 1:], p_mat[:, 1:, 1:], wy_x)
+    else:  # contiguous per-asset arrays; then (w*y) . x and (w*x) . x by batched matmul
+        per_asset = np.empty((t, n, 4))
+        per_asset[..., 0] = fit
+        per_asset[..., 1] = np.where(fit, cap, 0.0)
+        np.multiply(w, y, out=per_asset[..., 2])
+        per_asset[..., 3] = w
+        wx = np.multiply(xf, w[..., None])  # (T, N, S)
+        seg[:] = _industry_sums(per_asset, plan, codes, j)
+        q[:, 1:] = _industry_sums(wx, plan, codes, j)
+        np.matmul(np.swapaxes(wx, 1, 2), xf, out=p_mat[:, 1:, 1:])
+        del wx
+        wy_x = (np.ascontiguousarray(per_asset[..., 2])[:, None, :] @ xf)[:, 0]  # (T, S)
+    q[:, 0] = seg[:, 3]
     count, capsum, seg_wy = seg[:, 0], seg[:, 1], seg[:, 2]
-    # (T, 1 + S, J): [country, styles] x industries block of X'WX
-    q = np.concatenate([seg[:, 3:], _industry_sums(wx, plan, codes, j)], axis=1)
     d = q[:, 0]  # industry diagonal: sum of weights per industry
     tot = q.sum(axis=-1)  # (T, 1 + S): sum w, sum w x (every fit asset has an industry)
-    p_mat = np.empty((t, 1 + s, 1 + s))
     p_mat[:, 0], p_mat[:, :, 0] = tot, tot
-    np.matmul(np.swapaxes(wx, 1, 2), xf, out=p_mat[:, 1:, 1:])  # sum_n w x x'
-    del wx
-    wy_x = (np.ascontiguousarray(per_asset[..., 2])[:, None, :] @ xf)[:, 0]  # (T, S)
     b_g = np.concatenate([seg_wy.sum(axis=-1)[:, None], wy_x], axis=-1)
 
     # degenerate dates
@@ -428,10 +524,14 @@ def _regress_block(
     f[failed] = np.nan
 
     # fitted values and residuals
-    f_ind = f[:, 1 + s :]
-    ind_part = np.take_along_axis(f_ind, np.clip(codes, 0, None), axis=1) if j else 0.0
-    ind_part = np.where(codes >= 0, ind_part, np.nan)
-    fitted = f[:, :1] + (xf @ f[:, 1 : 1 + s, None])[..., 0] + ind_part
+    if compiled:
+        fitted = np.empty((t, n))
+        _fitted_values(xf, fill, f, codes, fitted)
+    else:
+        f_ind = f[:, 1 + s :]
+        ind_part = np.take_along_axis(f_ind, np.clip(codes, 0, None), axis=1) if j else 0.0
+        fitted = (xf @ f[:, 1 : 1 + s, None])[..., 0]
+        fitted += f[:, :1] + np.where(codes >= 0, ind_part, np.nan)
     fitted = np.where(has_exposure, fitted, np.nan)
     base = r if residuals == "raw" else r_win
     specific = base - fitted
