@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from unittest import mock
+
 import dask
 import dask.array as da
 import numpy as np
@@ -93,13 +96,31 @@ def test_ewma_scan_equals_recursion(hl, n, seed):
     x = rng.normal(size=(n, 3))
     carry = rng.normal(size=3)
     lam = kcov.decay(hl)
-    y, last = kcov.ewma_scan(x, lam, carry=carry)
     ref = np.empty_like(x)
     state = carry.copy()
     for t in range(n):
         state = lam * state + x[t]
         ref[t] = state
-    np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
+    for form in ("1", "0"):  # the compiled recursion (with Numba), then the blocked scan
+        with mock.patch.dict(os.environ, {"HSR_XR_NUMBA": form}):
+            y, last = kcov.ewma_scan(x, lam, carry=carry)
+        np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(last, ref[-1], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape, axis", [((40, 3, 4), 0), ((3, 40), 1), ((2, 40, 3), 1)])
+def test_ewma_scan_any_axis_and_layout(shape, axis, kernel_passes):
+    """Contiguous batches, a strided 2-D view and a strided 3-D view scan alike."""
+    x = np.random.default_rng(2).normal(size=shape)
+    lam = kcov.decay(7.0)
+    y, last = kcov.ewma_scan(x, lam, axis=axis)
+    xm = np.moveaxis(x, axis, 0)
+    ref = np.empty(xm.shape)
+    state = np.zeros(ref.shape[1:])
+    for t in range(len(ref)):
+        state = lam * state + xm[t]
+        ref[t] = state
+    np.testing.assert_allclose(np.moveaxis(y, axis, 0), ref, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(last, ref[-1], rtol=1e-12, atol=1e-12)
 
 

@@ -19,12 +19,21 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import jit
 from .quantiles import select_quantiles
 
 
 def decay(halflife: float) -> float:
     """EWMA decay per date, ``0.5 ** (1 / halflife)``; ``inf`` gives 1 (equal weights)."""
     return 1.0 if np.isinf(halflife) else float(0.5 ** (1.0 / halflife))
+
+
+@jit.compiled
+def _scan_rows(y, lam):
+    """``y[t] += lam * y[t - 1]`` for t = 1.. in place, y (n, M): the recursion itself."""
+    for t in range(1, y.shape[0]):
+        for m in range(y.shape[1]):
+            y[t, m] += lam * y[t - 1, m]
 
 
 def ewma_scan(
@@ -43,7 +52,8 @@ def ewma_scan(
     adds its carried-in state times ``lam**(i+1)`` (``B`` array steps). About
     ``3 sqrt(n)`` array operations on strided views, no ``lam**-n`` growth, as
     accurate as the recursion, and several times faster than ``np.cumsum`` along a
-    leading axis (NumPy's accumulate does not vectorize across the batch).
+    leading axis (NumPy's accumulate does not vectorize across the batch). With
+    Numba (:mod:`.jit`) the recursion runs as one compiled pass instead.
 
     Parameters
     ----------
@@ -71,6 +81,9 @@ def ewma_scan(
         return out, last
     if carry is not None:
         y[0] += lam * np.asarray(carry, dtype=float)
+    if jit.enabled() and (y.ndim <= 2 or y.flags.c_contiguous):  # rows reshape as a view
+        _scan_rows(y.reshape(n, -1), lam)
+        return out, y[-1].copy()
     B = max(1, int(np.sqrt(n)))
     for i in range(1, min(B, n)):  # (1) offset i of every block
         cur = y[i::B]

@@ -1,9 +1,10 @@
 """Optional Numba compilation and date-block threading for the kernels.
 
-Numba is an optional extra (``pip install hsr_xr[fast]``). Kernels whose NumPy
-form makes several memory-bound passes over a (date, asset, style) cube may
-supply a compiled single-pass loop for that step; the NumPy form stays the
-reference and the fallback, and tests check that both give the same numbers.
+Numba is an optional extra (``pip install hsr_xr[fast]``). A kernel step whose
+NumPy form makes several memory-bound passes (the regression's passes over the
+(date, asset, style) loadings, the EWMA recursion) may also have a compiled
+single-pass loop; the NumPy form stays the reference and the fallback, and tests
+check that both give the same numbers.
 Set ``HSR_XR_NUMBA=0`` to force the NumPy forms (benchmarks report both).
 
 Compiled functions release the GIL (``nogil``), so :func:`map_blocks` can run
