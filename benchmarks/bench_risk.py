@@ -7,6 +7,9 @@ quantile-clipped specific EWMA with median fill and shrink, long-format output a
 in the seed). Its cost per date is constant, so it is timed on the first
 ``--baseline-dates`` dates and scaled linearly to T (printed as such).
 
+Ours uses the compiled EWMA recursion when Numba (the ``fast`` extra) is installed;
+the ``seed (numpy forms)`` case times the NumPy fallback (``HSR_XR_NUMBA=0``).
+
 Cases: the seed preset (the baseline's workload) on NumPy input (one thread) and
 on Dask-backed input (one chunk per variable, which is what ``hx.open_store``
 gives for a store of this size; Dask's threaded scheduler runs the factor and
@@ -134,6 +137,7 @@ def main() -> None:
     cases = {
         "seed": dict(preset="seed"),
         "seed (dask input, threads)": dict(preset="seed", dask=True),
+        "seed (numpy forms)": dict(preset="seed", numpy_forms=True),
         "seed+eigen": dict(preset="seed", eigen=True),
         "use4s_factor+seed_specific": dict(
             preset="use4s", structural=False, bayesian_q=None, specific_vra_halflife=None
@@ -146,8 +150,12 @@ def main() -> None:
         kw = dict(kw)
         preset = kw.pop("preset")
         data = lazy if kw.pop("dask", False) else ds
+        numpy_forms = kw.pop("numpy_forms", False)
+        if numpy_forms:
+            os.environ["HSR_XR_NUMBA"] = "0"
         reps = 1 if kw.get("eigen") or preset == "use4s" else 3
         ours = timed(lambda p=preset, k=kw, d=data: hx.risk_model(d, p, merge=False, **k), reps)
+        os.environ.pop("HSR_XR_NUMBA", None)
         ratio = baseline / ours
         rows.append(dict(case=name, size=size, ours_s=ours, baseline_s=baseline, ratio=ratio))
         print(f"{name:<28} {size:<22} {ours:8.3f} {baseline:11.2f} {ratio:7.1f}")
