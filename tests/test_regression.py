@@ -385,6 +385,12 @@ def test_compiled_passes_equal_numpy_forms(dated_codes, fill_exposures, monkeypa
     assert np.isnan(want.specific_returns[2, 5])
 
 
+def test_kernel_refuses_codes_beyond_the_industries():
+    r, cap, x = np.zeros((2, 30)), np.ones((2, 30)), np.zeros((2, 30, 1))
+    with pytest.raises(ValueError, match="n_industries=3"):
+        regress(r, cap, np.full((1, 30), 3), x, n_industries=3)
+
+
 def test_kernel_broadcast_inputs_and_no_dates():
     """Inputs that broadcast to (T, N) give the broadcast results at any block size;
     no dates give empty outputs."""

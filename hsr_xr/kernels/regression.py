@@ -355,6 +355,8 @@ def regress(
     # codes shared by every date stay one (1, N) row
     x = np.asarray(loadings)
     codes = np.asarray(codes)
+    if codes.size and codes.max() >= n_industries:  # the compiled passes index by code
+        raise ValueError(f"industry codes must be below n_industries={n_industries}")
     shared = codes.ndim < 2 or codes.shape[0] == 1
     codes = codes.reshape(1, n) if shared else np.broadcast_to(codes, (t, n))
     inputs = [
