@@ -150,12 +150,15 @@ def main() -> None:
         kw = dict(kw)
         preset = kw.pop("preset")
         data = lazy if kw.pop("dask", False) else ds
-        numpy_forms = kw.pop("numpy_forms", False)
-        if numpy_forms:
+        saved = os.environ.get("HSR_XR_NUMBA")
+        if kw.pop("numpy_forms", False):
             os.environ["HSR_XR_NUMBA"] = "0"
         reps = 1 if kw.get("eigen") or preset == "use4s" else 3
         ours = timed(lambda p=preset, k=kw, d=data: hx.risk_model(d, p, merge=False, **k), reps)
-        os.environ.pop("HSR_XR_NUMBA", None)
+        if saved is None:
+            os.environ.pop("HSR_XR_NUMBA", None)
+        else:
+            os.environ["HSR_XR_NUMBA"] = saved
         ratio = baseline / ours
         rows.append(dict(case=name, size=size, ours_s=ours, baseline_s=baseline, ratio=ratio))
         print(f"{name:<28} {size:<22} {ours:8.3f} {baseline:11.2f} {ratio:7.1f}")

@@ -15,7 +15,14 @@ import xarray as xr
 from .errors import ValidationError
 from .exposures import factor_names
 from .kernels import jit
-from .kernels.regression import SE_KINDS, STATUS_MEANINGS, STATUS_OK, WEIGHT_KINDS, regress
+from .kernels.regression import (
+    SE_KINDS,
+    STATUS_MEANINGS,
+    STATUS_OK,
+    WEIGHT_KINDS,
+    InfiniteLoadingsError,
+    regress,
+)
 from .schema import (
     check_aligned,
     check_coords,
@@ -112,6 +119,7 @@ def factor_regression(
     std_errors: str = "classical",
     min_dof: int = 10,
     max_cond: float = 1e12,
+    threads: int | None = None,
     merge: bool = True,
 ) -> xr.Dataset:
     """Daily constrained WLS of returns on country, style and industry factors.
@@ -170,6 +178,10 @@ def factor_regression(
         ``regression_cond`` is the 1-norm condition number of the
         unit-diagonal-scaled (1 + S) x (1 + S) country/style system left after
         profiling out the constrained industries (its Schur complement).
+    threads : int, optional
+        Date blocks solved at once for in-memory input (default: the cores this
+        process may use). Dask-backed input is solved one block per task, Dask's
+        workers giving the parallelism.
     merge : bool
         Return ``ds`` with the outputs added (True) or only the outputs.
 
@@ -218,6 +230,8 @@ def factor_regression(
         )
     if not (is_integer(min_dof) and min_dof >= 0):
         raise ValidationError("min_dof", f"got {min_dof!r}", "pass an integer >= 0")
+    if threads is not None and not (is_integer(threads) and threads >= 1):
+        raise ValidationError("threads", f"got {threads!r}", "pass an integer >= 1 or None")
     if not (is_number(max_cond) and max_cond >= 1):
         raise ValidationError("max_cond", f"got {max_cond!r}", "pass a number >= 1 (inf: no limit)")
     if not isinstance(ds, xr.Dataset):
@@ -285,30 +299,38 @@ def factor_regression(
         core.append(["asset"])
 
     # in-memory input: date blocks on every core; Dask input: Dask's workers do that
-    threads = 1 if any(is_dask(v) for v in inputs) else jit.default_threads()
+    if any(is_dask(v) for v in inputs):
+        threads = 1
+    elif threads is None:
+        threads = jit.default_threads()
 
     def _kernel(r, cap, codes, x, *rest):
         rest = list(rest)
         universe = rest.pop(0) if has_universe else None
         sv = rest.pop(0) if weight_by_specific_var else None
         lead = np.broadcast_shapes(r.shape[:-1], cap.shape[:-1], codes.shape[:-1], x.shape[:-2])
-        res = regress(  # broadcasts the other inputs to the returns' (date, asset) itself
-            np.broadcast_to(r, (*lead, r.shape[-1])),
-            cap,
-            codes,
-            x,
-            universe,
-            sv,
-            n_industries=len(inds),
-            weights=weights,
-            winsorize=winsorize,
-            residuals=residuals,
-            fill_exposures=fill_exposures,
-            std_errors=std_errors,
-            min_dof=min_dof,
-            max_cond=max_cond,
-            threads=threads,
-        )
+        try:
+            res = regress(  # broadcasts the other inputs to the returns' (date, asset) itself
+                np.broadcast_to(r, (*lead, r.shape[-1])),
+                cap,
+                codes,
+                x,
+                universe,
+                sv,
+                n_industries=len(inds),
+                weights=weights,
+                winsorize=winsorize,
+                residuals=residuals,
+                fill_exposures=fill_exposures,
+                std_errors=std_errors,
+                min_dof=min_dof,
+                max_cond=max_cond,
+                threads=threads,
+            )
+        except InfiniteLoadingsError:  # found in the kernel's pass over the loadings
+            raise ValidationError(
+                names["loadings"], "has infinite values", "set them to NaN (missing)"
+            ) from None
         return tuple(res)
 
     outs = xr.apply_ufunc(

@@ -346,7 +346,7 @@ def test_date_blocks_do_not_change_results(dated_codes):
     whole = regress(r, cap, codes, x, universe, spec, block=t, **kw)
     assert whole.status[4] == STATUS_CONSTANT_STYLE
     for block in (1, 3, 4):
-        got = regress(r, cap, codes, x, universe, spec, block=block, **kw)
+        got = regress(r, cap, codes, x, universe, spec, block=block, threads=2, **kw)
         for name, a, b in zip(whole._fields, whole, got, strict=True):
             # a one-date block of dated codes takes the shared-codes path (other
             # summation order): equal to rounding
@@ -389,6 +389,30 @@ def test_kernel_refuses_codes_beyond_the_industries():
     r, cap, x = np.zeros((2, 30)), np.ones((2, 30)), np.zeros((2, 30, 1))
     with pytest.raises(ValueError, match="n_industries=3"):
         regress(r, cap, np.full((1, 30), 3), x, n_industries=3)
+    codes = np.zeros((2, 30))
+    codes[0, :2] = np.nan, 7.0  # a NaN must not hide the 7 from the check
+    with pytest.raises(ValueError, match="n_industries=4"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # NaN -> int cast
+        regress(r, cap, codes, x, n_industries=4)
+    with pytest.raises(TypeError):
+        regress(r, cap, np.zeros((1, 30), int), x, n_industries=3.5)
+
+
+@pytest.mark.parametrize("where", ["fitted", "not_fitted"])
+def test_infinite_loadings_are_refused_on_both_paths(where, kernel_passes):
+    ds = make_panel()
+    load = ds.loadings.values.copy()
+    if where == "fitted":
+        load[1, 3, 0] = np.inf
+    else:  # an asset without a return, so outside the fit set
+        d, a = np.argwhere(np.isnan(ds.returns.values))[0]
+        load[d, a, 0] = -np.inf
+    ds["loadings"] = ds.loadings.copy(data=load)
+    with pytest.raises(ValidationError, match="loadings.*infinite"):
+        hx.factor_regression(ds, merge=False)
+    lazy = hx.factor_regression(ds.chunk(date=2), merge=False)  # refused at compute
+    with pytest.raises(ValidationError, match="loadings.*infinite"):
+        lazy.compute()
 
 
 def test_kernel_broadcast_inputs_and_no_dates():
@@ -499,6 +523,12 @@ def test_bad_input_raises_validation_error():
         hx.factor_regression(ds, weights="float_cap")
     with pytest.raises(ValidationError, match="factor"):
         hx.factor_regression(ds.assign_coords(factor=["a", "b"]))
+
+
+@pytest.mark.parametrize("threads", [0, 1.5, "2"])
+def test_bad_threads_are_refused(threads):
+    with pytest.raises(ValidationError, match="threads"):
+        hx.factor_regression(make_panel(), threads=threads)
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,8 @@ NumPy form makes several memory-bound passes (the regression's passes over the
 single-pass loop; the NumPy form stays the reference and the fallback, and tests
 check that both give the same numbers.
 Set ``HSR_XR_NUMBA=0`` to force the NumPy forms (benchmarks report both).
+If Numba is installed but cannot be imported, a warning says so and the NumPy
+forms run.
 
 Compiled functions release the GIL (``nogil``), so :func:`map_blocks` can run
 independent date blocks on a thread pool.
@@ -17,26 +19,48 @@ import functools
 import importlib.util
 import os
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
 
-#: Whether Numba can be imported (it is imported only when a compiled pass first runs).
+#: Whether Numba is installed (it is imported only when a kernel first asks for it).
 AVAILABLE = importlib.util.find_spec("numba") is not None
+#: ``HSR_XR_NUMBA`` values that turn the compiled passes off.
+OFF = ("0", "false", "no", "off")
+
+
+@functools.cache
+def _importable() -> bool:
+    """Import Numba once; a broken install (e.g. a NumPy it does not support) warns
+    and leaves the NumPy forms in use."""
+    try:
+        import numba  # noqa: F401
+    except Exception as exc:  # ImportError, or whatever a broken install raises
+        warnings.warn(
+            f"Numba is installed but cannot be imported ({exc}); hsr_xr uses its NumPy forms",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return False
+    return True
 
 
 def enabled() -> bool:
-    """True when Numba is installed and not disabled by ``HSR_XR_NUMBA=0``."""
-    return AVAILABLE and os.environ.get("HSR_XR_NUMBA", "1") != "0"
+    """True when Numba can be used and ``HSR_XR_NUMBA`` is not 0 / false / no / off."""
+    if os.environ.get("HSR_XR_NUMBA", "1").strip().lower() in OFF:
+        return False
+    return AVAILABLE and _importable()
 
 
 def compiled(fn: Callable) -> Callable:
-    """Decorator: ``fn`` compiled by ``numba.njit(nogil=True, cache=True)`` on first call.
+    """Decorator: ``fn`` compiled by ``numba.njit(nogil=True)`` on first call.
 
-    Numba is imported then, not with hsr_xr. Callers use their NumPy form unless
-    :func:`enabled`.
+    The machine code is cached on disk when Numba finds a writable cache
+    location, and compiled afresh in each process otherwise. Callers use their
+    NumPy form unless :func:`enabled`.
     """
     lock = threading.Lock()
     jitted: list[Callable] = []
@@ -48,15 +72,21 @@ def compiled(fn: Callable) -> Callable:
                 if not jitted:
                     import numba
 
-                    jitted.append(numba.njit(nogil=True, cache=True)(fn))
+                    try:
+                        jitted.append(numba.njit(nogil=True, cache=True)(fn))
+                    except RuntimeError:  # no writable cache location
+                        jitted.append(numba.njit(nogil=True)(fn))
         return jitted[0](*args)
 
     return call
 
 
 def default_threads() -> int:
-    """Threads for one kernel call on in-memory input: the machine's cores."""
-    return max(1, os.cpu_count() or 1)
+    """Threads for one kernel call on in-memory input: the cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def map_blocks(fn: Callable[[int], T], starts: Sequence[int], threads: int) -> list[T]:

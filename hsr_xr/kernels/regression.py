@@ -28,12 +28,16 @@ assets are put in the order of a :class:`~.segments.SortedSegments` plan once so
 that industry sums are a single ``np.add.reduceat``; date-varying codes use
 :func:`~.segments.segment_sum`.
 
-Everything here is pure NumPy over a leading date axis; nothing loops over
-dates or assets.
+Everything here is NumPy over a leading date axis; nothing loops over dates or
+assets in Python. With Numba (:mod:`.jit`) and classical standard errors, the
+passes over the loadings (missing count, the sums of the normal equations, the
+fitted values) are three compiled loops instead; their NumPy forms stay the
+fallback.
 """
 
 from __future__ import annotations
 
+import operator
 from typing import NamedTuple
 
 import numpy as np
@@ -66,6 +70,10 @@ CONSTANT_RTOL = 1e-14
 ZERO_SS_RTOL = 1e-24
 #: Date-asset cells per vectorized step of :func:`regress` (32 dates at N=3000).
 BLOCK_CELLS = 96_000
+
+
+class InfiniteLoadingsError(ValueError):
+    """Raised by :func:`regress` for +-inf loadings (NaN is the missing value)."""
 
 
 class RegressionResult(NamedTuple):
@@ -163,15 +171,20 @@ def _industry_sums(
 
 @jit.compiled
 def _count_missing(x, out):
-    """out[t, n] = number of NaN in x[t, n, :]  (compiled form of the missing-count pass)."""
+    """out[t, n] = number of NaN in x[t, n, :]; returns the number of +-inf in ``x``."""
     t_len, n_len, s_len = x.shape
+    n_inf = 0
     for t in range(t_len):
         for n in range(n_len):
             c = 0
             for k in range(s_len):
-                if np.isnan(x[t, n, k]):
+                v = x[t, n, k]
+                if np.isnan(v):
                     c += 1
+                elif np.isinf(v):
+                    n_inf += 1
             out[t, n] = c
+    return n_inf
 
 
 @jit.compiled
@@ -354,8 +367,9 @@ def regress(
     # every input as a (T, N[, S]) view (free for broadcast shapes), then sliced by dates;
     # codes shared by every date stay one (1, N) row
     x = np.asarray(loadings)
-    codes = np.asarray(codes)
-    if codes.size and codes.max() >= n_industries:  # the compiled passes index by code
+    codes = np.asarray(codes).astype(np.int64, copy=False)
+    n_industries = operator.index(n_industries)
+    if (codes >= n_industries).any():  # the compiled passes index by code, unchecked
         raise ValueError(f"industry codes must be below n_industries={n_industries}")
     shared = codes.ndim < 2 or codes.shape[0] == 1
     codes = codes.reshape(1, n) if shared else np.broadcast_to(codes, (t, n))
@@ -423,12 +437,15 @@ def _regress_block(
     if compiled:
         xf = np.broadcast_to(x, (t, n, s))  # read as is; missing values read as ``fill``
         n_missing = np.empty((t, n), dtype=np.intp)
-        _count_missing(xf, n_missing)
+        infinite = _count_missing(xf, n_missing) > 0
     else:
+        infinite = bool(np.isinf(xf).any())
         missing = np.isnan(xf)
         n_missing = np.einsum("tns->tn", missing.view(np.uint8), dtype=np.intp)  # fast count
         np.copyto(xf, fill, where=missing)
         del missing
+    if infinite:
+        raise InfiniteLoadingsError("loadings hold +-inf: set them to NaN (missing)")
     # fill_exposures fills *some* missing styles; an asset with no loading at all has
     # no exposures and stays out of the fit (its specific return is NaN)
     has_x = n_missing < s if fill_exposures is not None else n_missing == 0
