@@ -385,6 +385,20 @@ def test_compiled_passes_equal_numpy_forms(dated_codes, fill_exposures, monkeypa
     assert np.isnan(want.specific_returns[2, 5])
 
 
+def test_a_dates_only_industry_is_zero_with_zero_error(kernel_passes):
+    """With one industry present the constraint fixes its return at 0: se 0, t NaN."""
+    rng = np.random.default_rng(5)
+    t, n = 4, 80
+    codes = np.tile(rng.integers(0, 3, n), (t, 1))
+    codes[1] = 2  # date 1: every asset in industry 2
+    r = rng.normal(0, 0.01, (t, n))
+    res = regress(r, rng.lognormal(0, 1, (t, n)), codes, rng.normal(size=(t, n, 2)), n_industries=3)
+    assert res.status[1] == STATUS_OK
+    assert res.factor_returns[1, 3 + 2] == 0.0 and res.std_errors[1, 3 + 2] == 0.0
+    assert np.isnan(res.t_stats[1, 3 + 2]) and np.isnan(res.factor_returns[1, 3:5]).all()
+    assert np.isfinite(res.t_stats[[0, 2, 3]]).all()
+
+
 def test_kernel_refuses_codes_beyond_the_industries():
     r, cap, x = np.zeros((2, 30)), np.ones((2, 30)), np.zeros((2, 30, 1))
     with pytest.raises(ValueError, match="n_industries=3"):

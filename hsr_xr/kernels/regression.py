@@ -539,7 +539,9 @@ def _regress_block(
     g = np.einsum("tkl,tl->tk", Ginv, rhs)
     v = seg_wy - np.einsum("tkj,tk->tj", q, g)
     h = dinv * v - dc * (dc * v).sum(axis=-1, keepdims=True) / sc
-    f = np.concatenate([g, np.where(present, h, np.nan)], axis=-1)
+    # a date's only industry is fixed at 0 by the constraint (h is 0 up to rounding)
+    pinned = present & (n_present == 1)[:, None]
+    f = np.concatenate([g, np.where(pinned, 0.0, np.where(present, h, np.nan))], axis=-1)
     f[failed] = np.nan
 
     # fitted values and residuals
@@ -606,6 +608,7 @@ def _regress_block(
             var = ((psi @ meat) * psi).sum(axis=-1) * (n_fit / dof)[:, None]
         se = np.sqrt(var)
         se = np.where(np.isnan(f) | no_residual[:, None], np.nan, se)
+        se[:, 1 + s :][pinned & ~failed[:, None]] = 0.0  # no sampling error: t-stat NaN
         tstat = f / se
     r2 = np.where(failed, np.nan, r2)
     vef = np.where(failed, np.nan, vef)
