@@ -580,7 +580,7 @@ def _regress_block(
                 np.concatenate(
                     [
                         np.diagonal(Ginv, axis1=1, axis2=2),
-                        dinv - dc * dc / sc + np.einsum("tjk,tkl,tjl->tj", hq, Ginv, hq),
+                        dinv - dc * dc / sc + ((hq @ Ginv) * hq).sum(axis=-1),
                     ],
                     axis=-1,
                 )
