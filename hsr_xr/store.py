@@ -400,6 +400,9 @@ def _append(ds, path, group, consolidated, progress) -> Path:
     if ds.sizes["date"] == 0:
         return path  # nothing to append
     new = ds.drop_vars(static)
+    for name in [n for n, v in new.variables.items() if _is_text(v.dtype) and n not in new.dims]:
+        # missing text as '' (as a fresh write stores it; an append would write 'nan')
+        new[name] = new[name].fillna("")
     # writing replaces the group's attrs: the stored ones are kept, new keys added
     new.attrs = {**new.attrs, **old.attrs}
     root = zarr.open_group(str(path), path=group or "", mode="r+")

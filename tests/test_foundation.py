@@ -242,6 +242,27 @@ def test_failed_write_leaves_no_valid_store(small, tmp_path):
     assert hx.open_store(p).load().identical(small)  # the old store survives
 
 
+@pytest.mark.parametrize("lazy", [False, True])
+def test_append_stores_missing_text_as_a_fresh_write_does(lazy, tmp_path):
+    """Missing strings are '' (read back as missing) in appended dates too, not 'nan'."""
+    ds = xr.Dataset(
+        {"exchange": (("date", "asset"), np.array([["NYSE", None]] * 4, dtype=object))},
+        coords={"date": pd.bdate_range("2020-01-01", periods=4), "asset": ["A", "B"],
+                "tag": ("date", np.array(["x", None, "y", None], dtype=object))},
+    )  # fmt: skip
+    if lazy:
+        ds = ds.chunk(date=1)
+    p = tmp_path / "s.zarr"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", xr.SerializationWarning)  # Dask object arrays
+        hx.to_store(ds.isel(date=slice(0, 2)), p)
+        hx.to_store(ds.isel(date=slice(2, 4)), p, mode="append")
+    back = hx.open_store(p).load()
+    assert back.exchange.isnull().values.tolist() == [[False, True]] * 4
+    assert back.tag.isnull().values.tolist() == [False, True, False, True]
+    assert "tag" in back.coords
+
+
 def test_failed_append_rolls_back(small, tmp_path):
     p = tmp_path / "a.zarr"
     hx.to_store(small.isel(date=slice(0, 40)), p, chunks={"date": 16})

@@ -399,6 +399,15 @@ def test_a_dates_only_industry_is_zero_with_zero_error(kernel_passes):
     assert np.isfinite(res.t_stats[[0, 2, 3]]).all()
 
 
+@pytest.mark.parametrize("fill_exposures", [0.0, None])
+def test_no_styles_fits_country_and_industries(fill_exposures, kernel_passes):
+    ds = make_panel()
+    out = hx.factor_regression(ds.isel(style=[]), merge=False, fill_exposures=fill_exposures)
+    assert (out.regression_status.values == STATUS_OK).all()
+    assert list(out.factor.values) == ["country", *INDUSTRIES]
+    assert np.isfinite(out.factor_returns.sel(factor="country").values).all()
+
+
 def test_kernel_refuses_codes_beyond_the_industries():
     r, cap, x = np.zeros((2, 30)), np.ones((2, 30)), np.zeros((2, 30, 1))
     with pytest.raises(ValueError, match="n_industries=3"):

@@ -448,7 +448,7 @@ def _regress_block(
         raise InfiniteLoadingsError("loadings hold +-inf: set them to NaN (missing)")
     # fill_exposures fills *some* missing styles; an asset with no loading at all has
     # no exposures and stays out of the fit (its specific return is NaN)
-    has_x = n_missing < s if fill_exposures is not None else n_missing == 0
+    has_x = (n_missing < s) | (s == 0) if fill_exposures is not None else n_missing == 0
     has_exposure = has_x & (codes >= 0)
     fit = has_exposure & ~np.isnan(r) & np.isfinite(cap) & (cap > 0)
     if universe is not None:
@@ -553,20 +553,22 @@ def _regress_block(
         ind_part = np.take_along_axis(f_ind, np.clip(codes, 0, None), axis=1) if j else 0.0
         fitted = (xf @ f[:, 1 : 1 + s, None])[..., 0]
         fitted += f[:, :1] + np.where(codes >= 0, ind_part, np.nan)
-    fitted = np.where(has_exposure, fitted, np.nan)
+    np.copyto(fitted, np.nan, where=~has_exposure)
     base = r if residuals == "raw" else r_win
     specific = base - fitted
     if plan is not None:
         specific[:, plan.order] = specific.copy()
-    u = np.where(fit, y - np.where(fit, fitted, 0.0), 0.0)
+    u = y - fitted  # fit-set residuals (fitted is finite there), 0 elsewhere
+    np.copyto(u, 0.0, where=~fit)
 
-    # diagnostics
+    # diagnostics (w is 0 outside the fit set)
     sw = w.sum(axis=-1)
-    ssr = (w * u * u).sum(axis=-1)
+    ssr = np.einsum("tn,tn,tn->t", w, u, u)
     with np.errstate(invalid="ignore", divide="ignore"):
-        ybar = (w * y).sum(axis=-1) / sw
-        sst_c = (w * (y - ybar[:, None]) ** 2 * fit).sum(axis=-1)
-        sst_u = (w * y * y).sum(axis=-1)
+        ybar = np.einsum("tn,tn->t", w, y) / sw
+        dev = y - ybar[:, None]
+        sst_c = np.einsum("tn,tn,tn->t", w, dev, dev)
+        sst_u = np.einsum("tn,tn,tn->t", w, y, y)
         r2 = np.where(sst_c > ZERO_SS_RTOL * sst_u, 1.0 - ssr / sst_c, np.nan)
         vef = 1.0 - ssr / sst_u
         no_residual = ~(ssr > ZERO_SS_RTOL * sst_u)
