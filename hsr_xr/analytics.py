@@ -29,6 +29,7 @@ Conventions
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import dask.array as da
 import numpy as np
@@ -42,6 +43,7 @@ from .schema import (
     check_aligned,
     check_coords,
     check_core_unchunked,
+    check_counts,
     check_flags,
     check_nonempty,
     industry_names,
@@ -336,6 +338,13 @@ def _portfolio_returns(
     return out.where(~no_data), no_data.broadcast_like(out)
 
 
+def _check_fill(fill_returns: Any) -> None:
+    if fill_returns is not None and not is_number(fill_returns, finite=True):
+        raise ValidationError(
+            "fill_returns", f"got {fill_returns!r}", "pass a finite number (0.0) or None"
+        )
+
+
 def _returns_input(ds: xr.Dataset, returns: str) -> xr.DataArray:
     ds = validate(ds, ["returns"], names={"returns": returns})
     r = ds[returns].transpose("date", "asset")
@@ -390,6 +399,9 @@ def realized_vol(
     ``realized_vol([portfolio], date)`` (fraction per period).
     """
     check_flags(forward=forward)
+    check_counts(1, window=window, min_periods=min_periods)
+    check_counts(0, ddof=ddof)
+    _check_fill(fill_returns)
     r = _returns_input(ds, returns)
     w = _check_weights(weights, "weights", r)
     pr, no_data = _portfolio_returns(w, r, fill_returns)
@@ -518,11 +530,12 @@ def bias_statistics(
         ``mrad`` (mean |rolling − 1|); ``fraction_in_band`` (of rolling windows);
         attrs ``window``, ``horizon``, ``rolling_band`` = sqrt(2/window).
     """
-    if int(horizon) < 1 or int(window) < 2:
+    check_counts(1, horizon=horizon, min_periods=min_periods)
+    check_counts(2, window=window)
+    _check_fill(fill_returns)
+    if date is not None and not isinstance(date, (slice, list, tuple, np.ndarray, pd.Index)):
         raise ValidationError(
-            "horizon" if int(horizon) < 1 else "window",
-            f"must be >= {1 if int(horizon) < 1 else 2}",
-            "pass a positive horizon and a window of at least 2 outcomes",
+            "date", f"got the single date {date!r}", "pass a slice or a list of dates (a range)"
         )
     r = _returns_input(ds, returns)
     sigma = forecast_vol(
@@ -633,6 +646,7 @@ def portfolio_sets(
     DataArray weights(portfolio, date, asset) with a ``set`` coordinate on
     ``portfolio``; 0 outside the universe. Lazy on Dask input.
     """
+    check_counts(0, n_random=n_random)
     unknown = set(sets) - set(PORTFOLIO_SETS)
     if unknown:
         raise ValidationError(

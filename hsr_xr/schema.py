@@ -481,6 +481,13 @@ def is_integer(v: Any) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
 
 
+def check_counts(minimum: int, **counts: Any) -> None:
+    """Raise unless every keyword is an integer >= ``minimum`` (None is let through)."""
+    for name, value in counts.items():
+        if value is not None and not (is_integer(value) and value >= minimum):
+            raise ValidationError(name, f"got {value!r}", f"pass an integer >= {minimum}")
+
+
 def check_nonempty(var: xr.DataArray, dims: Iterable[str], name: str) -> None:
     """Raise if one of ``dims`` of ``var`` has length 0 (a kernel needs at least one)."""
     for dim in dims:

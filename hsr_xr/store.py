@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import dask
 import dask.array
@@ -47,7 +47,7 @@ import xarray as xr
 import zarr
 
 from .errors import IncompleteStoreError, ValidationError
-from .schema import VARIABLES, check_coords, datetime_ns, validate
+from .schema import VARIABLES, check_coords, datetime_ns, is_integer, validate
 
 MARKER = "hsr_xr_complete"
 FORMAT = "hsr_xr_format"
@@ -239,6 +239,11 @@ def to_store(
     -------
     Path of the store.
     """
+    if not isinstance(ds, xr.Dataset):
+        raise ValidationError(
+            "ds", f"expected a Dataset, got {type(ds).__name__}", "pass da.to_dataset(name=...)"
+        )
+    _check_chunks(chunks, "chunks")
     path = Path(path)
     if group is not None:
         group = group.strip("/") or None  # "" and "/" are the root
@@ -256,6 +261,18 @@ def to_store(
     if mode == "update":
         return _update(ds, path, group, chunks, consolidated, progress)
     raise ValidationError("mode", f"unknown mode {mode!r}", "use 'w-', 'w', 'append' or 'update'")
+
+
+def _check_chunks(chunks: Any, name: str) -> None:
+    """A mapping dim -> positive int, -1 or None (the whole dim), or None."""
+    if chunks is None:
+        return
+    if not isinstance(chunks, Mapping) or not all(
+        c is None or c == -1 or (is_integer(c) and c > 0) for c in chunks.values()
+    ):
+        raise ValidationError(
+            name, f"got {chunks!r}", "pass a mapping dim -> positive size (-1: the whole dim)"
+        )
 
 
 def _is_store(path: Path) -> bool:
@@ -583,6 +600,8 @@ def open_store(
     IncompleteStoreError
         If the group's last write did not finish.
     """
+    if not (isinstance(chunks, str) and chunks == "store"):
+        _check_chunks(chunks, "chunks")
     path = _existing(path)
     if not _is_store(path):
         raise ValidationError("path", f"{str(path)!r} is not a Zarr store", "check the path")

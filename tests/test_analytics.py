@@ -452,6 +452,27 @@ def test_bad_input_raises_validation_error():
             hx.portfolio_risk(bad, w)
 
 
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda ds, w: hx.bias_statistics(ds, w, horizon=2.0), "horizon"),
+        (lambda ds, w: hx.bias_statistics(ds, w, horizon="5"), "horizon"),
+        (lambda ds, w: hx.bias_statistics(ds, w, window=2.5), "window"),
+        (lambda ds, w: hx.bias_statistics(ds, w, min_periods=-1), "min_periods"),
+        (lambda ds, w: hx.bias_statistics(ds, w, fill_returns="x"), "fill_returns"),
+        (lambda ds, w: hx.bias_statistics(ds, w, date=ds.date.values[5]), "date"),
+        (lambda ds, w: hx.realized_vol(ds, w, window=-5), "window"),
+        (lambda ds, w: hx.realized_vol(ds, w, window=0), "window"),
+        (lambda ds, w: hx.realized_vol(ds, w, ddof=1.5), "ddof"),
+        (lambda ds, w: hx.realized_vol(ds, w, fill_returns="x"), "fill_returns"),
+        (lambda ds, w: hx.portfolio_sets(ds, n_random=2.5), "n_random"),
+    ],
+)
+def test_bad_options_raise_validation_error(call, name):
+    with pytest.raises(hx.ValidationError, match=name):
+        call(_panel(), _weights())
+
+
 # ----------------------------------------------------------------------------- calibration
 
 

@@ -242,6 +242,18 @@ def test_failed_write_leaves_no_valid_store(small, tmp_path):
     assert hx.open_store(p).load().identical(small)  # the old store survives
 
 
+def test_store_options_are_checked(small, tmp_path):
+    with pytest.raises(hx.ValidationError, match="ds.*DataArray"):
+        hx.to_store(small.returns, tmp_path / "a.zarr")
+    with pytest.raises(hx.ValidationError, match="chunks"):
+        hx.to_store(small, tmp_path / "b.zarr", chunks={"date": -5})
+    hx.to_store(small, tmp_path / "c.zarr", chunks={"date": -1, "asset": None})
+    with pytest.raises(hx.ValidationError, match="chunks"):
+        hx.open_store(tmp_path / "c.zarr", chunks="x")
+    back = hx.open_store(tmp_path / "c.zarr", chunks={"date": -1})
+    assert back.returns.chunks[0] == (small.sizes["date"],)
+
+
 @pytest.mark.parametrize("lazy", [False, True])
 def test_append_stores_missing_text_as_a_fresh_write_does(lazy, tmp_path):
     """Missing strings are '' (read back as missing) in appended dates too, not 'nan'."""
