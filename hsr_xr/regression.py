@@ -343,12 +343,15 @@ def factor_regression(
         dask_gufunc_kwargs={"output_sizes": {"factor": len(factors)}},
         keep_attrs=False,
     )
+    # Variables on the returns' own date and asset indexes: nothing to align
     result = {}
     for (name, _, _, attrs), out in zip(_OUTPUTS, outs, strict=True):
-        out = out.drop_vars([c for c in out.coords if c not in out.dims], errors="ignore")
         dims = [d for d in ("date", "asset", "factor") if d in out.dims]
-        result[name] = out.transpose(*dims).assign_attrs(attrs)
-    result = xr.Dataset(result, coords={"factor": factors})
+        result[name] = out.variable.transpose(*dims)
+        result[name].attrs = dict(attrs)
+    ref = outs[[o[0] for o in _OUTPUTS].index("specific_returns")]  # (date, asset)
+    indexes = ref.drop_vars([c for c in ref.coords if c not in ref.dims]).coords
+    result = xr.Dataset(result, coords=indexes).assign_coords(factor=factors)
 
     status = result["regression_status"]
     if isinstance(status.data, da.Array):
