@@ -399,8 +399,8 @@ def realized_vol(
     ``realized_vol([portfolio], date)`` (fraction per period).
     """
     check_flags(forward=forward)
-    check_counts(1, window=window, min_periods=min_periods)
-    check_counts(0, ddof=ddof)
+    check_counts(1, window=window)
+    check_counts(0, ddof=ddof, min_periods=min_periods)
     _check_fill(fill_returns)
     r = _returns_input(ds, returns)
     w = _check_weights(weights, "weights", r)
@@ -530,10 +530,11 @@ def bias_statistics(
         ``mrad`` (mean |rolling − 1|); ``fraction_in_band`` (of rolling windows);
         attrs ``window``, ``horizon``, ``rolling_band`` = sqrt(2/window).
     """
-    check_counts(1, horizon=horizon, min_periods=min_periods)
+    check_counts(1, horizon=horizon)
+    check_counts(0, min_periods=min_periods)
     check_counts(2, window=window)
     _check_fill(fill_returns)
-    if date is not None and not isinstance(date, (slice, list, tuple, np.ndarray, pd.Index)):
+    if date is not None and not isinstance(date, slice) and np.ndim(date) == 0:
         raise ValidationError(
             "date", f"got the single date {date!r}", "pass a slice or a list of dates (a range)"
         )

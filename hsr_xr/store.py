@@ -263,13 +263,25 @@ def to_store(
     raise ValidationError("mode", f"unknown mode {mode!r}", "use 'w-', 'w', 'append' or 'update'")
 
 
-def _check_chunks(chunks: Any, name: str) -> None:
-    """A mapping dim -> positive int, -1 or None (the whole dim), or None."""
-    if chunks is None:
-        return
-    if not isinstance(chunks, Mapping) or not all(
-        c is None or c == -1 or (is_integer(c) and c > 0) for c in chunks.values()
-    ):
+def _blank_missing(a: np.ndarray) -> np.ndarray:
+    """Text as an object array with '' for missing (None or NaN)."""
+    a = np.asarray(a, dtype=object)
+    return np.where(pd.isnull(a), "", a)
+
+
+def _check_chunks(chunks: Any, name: str, dask_forms: bool = False) -> None:
+    """A mapping dim -> positive int, -1 or None (the whole dim), or None; with
+    ``dask_forms`` also what Dask takes ("auto", -1, tuples of sizes)."""
+
+    def size(c: Any) -> bool:
+        if c is None or (is_integer(c) and (c > 0 or c == -1)):
+            return True
+        if dask_forms and isinstance(c, tuple):
+            return all(is_integer(k) and k > 0 for k in c)
+        return dask_forms and c == "auto"
+
+    whole = chunks is None or (dask_forms and size(chunks) and not isinstance(chunks, tuple))
+    if not whole and not (isinstance(chunks, Mapping) and all(map(size, chunks.values()))):
         raise ValidationError(
             name, f"got {chunks!r}", "pass a mapping dim -> positive size (-1: the whole dim)"
         )
@@ -418,8 +430,13 @@ def _append(ds, path, group, consolidated, progress) -> Path:
         return path  # nothing to append
     new = ds.drop_vars(static)
     for name in [n for n, v in new.variables.items() if _is_text(v.dtype) and n not in new.dims]:
-        # missing text as '' (as a fresh write stores it; an append would write 'nan')
-        new[name] = new[name].fillna("")
+        # missing text as '' (as a fresh write stores it; an append would write 'nan'/'None')
+        data = new[name].data
+        if isinstance(data, dask.array.Array):
+            data = data.map_blocks(_blank_missing, dtype=object)
+        else:
+            data = _blank_missing(data)
+        new[name] = new[name].copy(data=data)
     # writing replaces the group's attrs: the stored ones are kept, new keys added
     new.attrs = {**new.attrs, **old.attrs}
     root = zarr.open_group(str(path), path=group or "", mode="r+")
@@ -601,7 +618,7 @@ def open_store(
         If the group's last write did not finish.
     """
     if not (isinstance(chunks, str) and chunks == "store"):
-        _check_chunks(chunks, "chunks")
+        _check_chunks(chunks, "chunks", dask_forms=True)
     path = _existing(path)
     if not _is_store(path):
         raise ValidationError("path", f"{str(path)!r} is not a Zarr store", "check the path")

@@ -473,6 +473,18 @@ def test_bad_options_raise_validation_error(call, name):
         call(_panel(), _weights())
 
 
+def test_date_ranges_and_zero_min_periods_are_accepted():
+    ds, w = _panel(), _weights()
+    want = hx.bias_statistics(ds, w, window=3, date=ds.date.values[3:])
+    got = hx.bias_statistics(ds, w, window=3, date=ds.date[3:])  # a DataArray of dates
+    xr.testing.assert_identical(got, want)
+    assert got.sizes["date"] == ds.sizes["date"] - 3
+    with pytest.raises(hx.ValidationError, match="date"):
+        hx.bias_statistics(ds, w, window=3, date=ds.date[3])  # one date: no statistics
+    zero = hx.realized_vol(ds, w, window=3, min_periods=0)
+    xr.testing.assert_identical(zero, hx.realized_vol(ds, w, window=3, min_periods=1))
+
+
 # ----------------------------------------------------------------------------- calibration
 
 

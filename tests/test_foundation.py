@@ -250,6 +250,8 @@ def test_store_options_are_checked(small, tmp_path):
     hx.to_store(small, tmp_path / "c.zarr", chunks={"date": -1, "asset": None})
     with pytest.raises(hx.ValidationError, match="chunks"):
         hx.open_store(tmp_path / "c.zarr", chunks="x")
+    for ok in ("auto", -1, {"date": "auto"}, {"date": (small.sizes["date"],)}):
+        hx.open_store(tmp_path / "c.zarr", chunks=ok)  # what Dask takes is accepted
     back = hx.open_store(tmp_path / "c.zarr", chunks={"date": -1})
     assert back.returns.chunks[0] == (small.sizes["date"],)
 
@@ -262,8 +264,15 @@ def test_append_stores_missing_text_as_a_fresh_write_does(lazy, tmp_path):
         coords={"date": pd.bdate_range("2020-01-01", periods=4), "asset": ["A", "B"],
                 "tag": ("date", np.array(["x", None, "y", None], dtype=object))},
     )  # fmt: skip
-    if lazy:
+    if lazy:  # missing as None in a Dask object array, as NaN in a StringDType one
         ds = ds.chunk(date=1)
+        none = xr.where(ds.exchange == "NYSE", ds.exchange, None).astype(object)
+        ds = ds.assign(
+            exchange=none,
+            board=ds.exchange.copy(
+                data=np.array([["x", None]] * 4, dtype=np.dtypes.StringDType(na_object=None))
+            ),
+        )
     p = tmp_path / "s.zarr"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", xr.SerializationWarning)  # Dask object arrays
@@ -272,6 +281,8 @@ def test_append_stores_missing_text_as_a_fresh_write_does(lazy, tmp_path):
     back = hx.open_store(p).load()
     assert back.exchange.isnull().values.tolist() == [[False, True]] * 4
     assert back.tag.isnull().values.tolist() == [False, True, False, True]
+    if lazy:
+        assert back.board.isnull().values.tolist() == [[False, True]] * 4
     assert "tag" in back.coords
 
 

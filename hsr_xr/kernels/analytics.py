@@ -235,8 +235,8 @@ def rolling_std(
     valid = np.isfinite(x)
     x0 = np.where(valid, x, 0.0)
     # centre on the overall mean for stable sums of squares
-    mu = np.nanmean(np.where(valid, x, np.nan), axis=-1, keepdims=True) if x.shape[-1] else 0.0
-    mu = np.nan_to_num(mu)
+    count = valid.sum(axis=-1, keepdims=True)
+    mu = x0.sum(axis=-1, keepdims=True) / np.maximum(count, 1)  # 0 for a row without values
     xc = np.where(valid, x0 - mu, 0.0)
     pad = [(0, 0)] * (x.ndim - 1) + [(1, 0)]
     c0 = np.pad(np.cumsum(valid, axis=-1, dtype=float), pad)
