@@ -150,8 +150,9 @@ def run_to_store(
     Two passes: the cross-sectional outputs are written in the store's date
     chunks (memory bounded by the chunks), then the risk model reads the stored
     returns back in its time-series layout (:func:`risk_inputs`) and its outputs
-    are added with ``mode="update"`` (this pass still grows somewhat with the
-    history: the factor side is one task, and the specific side changes layout).
+    are added with ``mode="update"`` (this pass still needs memory in proportion
+    to the history, about 8 x T x N float64 on the specific side, which changes
+    layout, plus the T x K x K covariance of the one-task factor side).
     The risk model's options and inputs are checked (its graph is built) before
     anything is written; if the second pass fails, ``group`` is left marked
     incomplete.
