@@ -22,6 +22,7 @@ Usage: python benchmarks/bench_risk.py [--quick]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -40,6 +41,7 @@ import xarray as xr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import hsr_xr as hx
+from hsr_xr.kernels import jit
 
 
 def make_data(T: int, K: int, N: int, seed: int = 0) -> xr.Dataset:
@@ -150,15 +152,10 @@ def main() -> None:
         kw = dict(kw)
         preset = kw.pop("preset")
         data = lazy if kw.pop("dask", False) else ds
-        saved = os.environ.get("HSR_XR_NUMBA")
-        if kw.pop("numpy_forms", False):
-            os.environ["HSR_XR_NUMBA"] = "0"
+        forms = jit.numpy_forms() if kw.pop("numpy_forms", False) else contextlib.nullcontext()
         reps = 1 if kw.get("eigen") or preset == "use4s" else 3
-        ours = timed(lambda p=preset, k=kw, d=data: hx.risk_model(d, p, merge=False, **k), reps)
-        if saved is None:
-            os.environ.pop("HSR_XR_NUMBA", None)
-        else:
-            os.environ["HSR_XR_NUMBA"] = saved
+        with forms:
+            ours = timed(lambda p=preset, k=kw, d=data: hx.risk_model(d, p, merge=False, **k), reps)
         ratio = baseline / ours
         rows.append(dict(case=name, size=size, ours_s=ours, baseline_s=baseline, ratio=ratio))
         print(f"{name:<28} {size:<22} {ours:8.3f} {baseline:11.2f} {ratio:7.1f}")

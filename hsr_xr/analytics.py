@@ -400,7 +400,8 @@ def realized_vol(
     """
     check_flags(forward=forward)
     check_counts(1, window=window)
-    check_counts(0, ddof=ddof, min_periods=min_periods)
+    check_counts(0, ddof=ddof)
+    check_counts(0, optional=True, min_periods=min_periods)
     _check_fill(fill_returns)
     r = _returns_input(ds, returns)
     w = _check_weights(weights, "weights", r)
@@ -531,7 +532,7 @@ def bias_statistics(
         attrs ``window``, ``horizon``, ``rolling_band`` = sqrt(2/window).
     """
     check_counts(1, horizon=horizon)
-    check_counts(0, min_periods=min_periods)
+    check_counts(0, optional=True, min_periods=min_periods)
     check_counts(2, window=window)
     _check_fill(fill_returns)
     if date is not None and not isinstance(date, slice) and np.ndim(date) == 0:

@@ -27,11 +27,11 @@ from .schema import (
     check_aligned,
     check_coords,
     check_core_unchunked,
+    check_counts,
     check_flags,
     check_nonempty,
     industry_names,
     is_dask,
-    is_integer,
     is_number,
     validate,
 )
@@ -180,7 +180,8 @@ def factor_regression(
         profiling out the constrained industries (its Schur complement).
     threads : int, optional
         Date blocks solved at once for in-memory input (default: the cores this
-        process may use). Dask-backed input is solved one block per task, Dask's
+        process may use, or 1 when called from a thread other than the main one).
+        Ignored for Dask-backed input: each task runs on one thread, Dask's
         workers giving the parallelism.
     merge : bool
         Return ``ds`` with the outputs added (True) or only the outputs.
@@ -228,10 +229,8 @@ def factor_regression(
         raise ValidationError(
             "fill_exposures", f"got {fill_exposures!r}", "pass a finite number, or None"
         )
-    if not (is_integer(min_dof) and min_dof >= 0):
-        raise ValidationError("min_dof", f"got {min_dof!r}", "pass an integer >= 0")
-    if threads is not None and not (is_integer(threads) and threads >= 1):
-        raise ValidationError("threads", f"got {threads!r}", "pass an integer >= 1 or None")
+    check_counts(0, min_dof=min_dof)
+    check_counts(1, optional=True, threads=threads)
     if not (is_number(max_cond) and max_cond >= 1):
         raise ValidationError("max_cond", f"got {max_cond!r}", "pass a number >= 1 (inf: no limit)")
     if not isinstance(ds, xr.Dataset):

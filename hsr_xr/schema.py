@@ -481,11 +481,14 @@ def is_integer(v: Any) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
 
 
-def check_counts(minimum: int, **counts: Any) -> None:
-    """Raise unless every keyword is an integer >= ``minimum`` (None is let through)."""
+def check_counts(minimum: int, *, optional: bool = False, **counts: Any) -> None:
+    """Raise unless every keyword is an integer >= ``minimum`` (or None if ``optional``)."""
     for name, value in counts.items():
-        if value is not None and not (is_integer(value) and value >= minimum):
-            raise ValidationError(name, f"got {value!r}", f"pass an integer >= {minimum}")
+        if optional and value is None:
+            continue
+        if not (is_integer(value) and value >= minimum):
+            fix = f"pass an integer >= {minimum}" + (" or None" if optional else "")
+            raise ValidationError(name, f"got {value!r}", fix)
 
 
 def check_nonempty(var: xr.DataArray, dims: Iterable[str], name: str) -> None:

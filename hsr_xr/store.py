@@ -243,7 +243,7 @@ def to_store(
         raise ValidationError(
             "ds", f"expected a Dataset, got {type(ds).__name__}", "pass da.to_dataset(name=...)"
         )
-    _check_chunks(chunks, "chunks")
+    _check_chunks(chunks)
     path = Path(path)
     if group is not None:
         group = group.strip("/") or None  # "" and "/" are the root
@@ -269,7 +269,7 @@ def _blank_missing(a: np.ndarray) -> np.ndarray:
     return np.where(pd.isnull(a), "", a)
 
 
-def _check_chunks(chunks: Any, name: str, dask_forms: bool = False) -> None:
+def _check_chunks(chunks: Any, dask_forms: bool = False) -> None:
     """A mapping dim -> positive int, -1 or None (the whole dim), or None; with
     ``dask_forms`` also what Dask takes ("auto", -1, tuples of sizes)."""
 
@@ -283,7 +283,7 @@ def _check_chunks(chunks: Any, name: str, dask_forms: bool = False) -> None:
     whole = chunks is None or (dask_forms and size(chunks) and not isinstance(chunks, tuple))
     if not whole and not (isinstance(chunks, Mapping) and all(map(size, chunks.values()))):
         raise ValidationError(
-            name, f"got {chunks!r}", "pass a mapping dim -> positive size (-1: the whole dim)"
+            "chunks", f"got {chunks!r}", "pass a mapping dim -> positive size (-1: the whole dim)"
         )
 
 
@@ -618,7 +618,7 @@ def open_store(
         If the group's last write did not finish.
     """
     if not (isinstance(chunks, str) and chunks == "store"):
-        _check_chunks(chunks, "chunks", dask_forms=True)
+        _check_chunks(chunks, dask_forms=True)
     path = _existing(path)
     if not _is_store(path):
         raise ValidationError("path", f"{str(path)!r} is not a Zarr store", "check the path")

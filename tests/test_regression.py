@@ -190,7 +190,7 @@ def test_robust_std_errors_match_statsmodels_hc1():
     )
 
 
-def test_constraint_and_free_country():
+def test_constraint_and_free_country(kernel_passes):
     ds = make_panel(seed=1)
     out = hx.factor_regression(ds, merge=False)
     ref = reference(ds)
@@ -232,7 +232,7 @@ def market():
     return hx.simulate_market(n_dates=60, n_assets=3000, seed=0)
 
 
-def test_recovers_planted_factor_returns(market):
+def test_recovers_planted_factor_returns(market, kernel_passes):
     out = hx.factor_regression(market, loadings="truth_exposures", merge=False)
     assert (out.regression_status == STATUS_OK).all()
     truth = market.truth_factor_returns
@@ -357,7 +357,9 @@ def test_date_blocks_do_not_change_results(dated_codes):
 
 @pytest.mark.parametrize("dated_codes", [False, True])
 @pytest.mark.parametrize("fill_exposures", [0.0, None, 0.5])
-def test_compiled_passes_equal_numpy_forms(dated_codes, fill_exposures, monkeypatch):
+def test_compiled_passes_equal_numpy_forms(
+    dated_codes, fill_exposures, monkeypatch, compiled_calls
+):
     """The Numba loadings passes give the NumPy forms' numbers, on threads too."""
     pytest.importorskip("numba")
     rng = np.random.default_rng(4)
@@ -376,11 +378,16 @@ def test_compiled_passes_equal_numpy_forms(dated_codes, fill_exposures, monkeypa
     kw = dict(n_industries=5, fill_exposures=fill_exposures, block=4)
     monkeypatch.setenv("HSR_XR_NUMBA", "0")
     want = regress(*args, **kw)
+    assert not compiled_calls  # the NumPy forms ran
     monkeypatch.setenv("HSR_XR_NUMBA", "1")
     for threads in (1, 3):
         got = regress(*args, threads=threads, **kw)
         for name, a, b in zip(want._fields, want, got, strict=True):
             np.testing.assert_allclose(b, a, rtol=1e-11, atol=1e-15, err_msg=name)
+    n_blocks = 2 * len(range(0, 13, 4))  # two runs of 4 blocks: every loop ran per block
+    assert compiled_calls == dict.fromkeys(
+        ["_count_missing", "_cube_sums", "_fitted_values"], n_blocks
+    )
     assert want.status[4] == STATUS_CONSTANT_STYLE and np.isnan(want.factor_returns[7]).all()
     assert np.isnan(want.specific_returns[2, 5])
 

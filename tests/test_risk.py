@@ -109,7 +109,7 @@ def test_ewma_scan_equals_recursion(hl, n, seed):
 
 
 @pytest.mark.parametrize("shape, axis", [((40, 3, 4), 0), ((3, 40), 1), ((2, 40, 3), 1)])
-def test_ewma_scan_any_axis_and_layout(shape, axis, kernel_passes):
+def test_ewma_scan_any_axis_and_layout(shape, axis, kernel_passes, compiled_calls):
     """Contiguous batches, a strided 2-D view and a strided 3-D view scan alike."""
     x = np.random.default_rng(2).normal(size=shape)
     lam = kcov.decay(7.0)
@@ -122,6 +122,9 @@ def test_ewma_scan_any_axis_and_layout(shape, axis, kernel_passes):
         ref[t] = state
     np.testing.assert_allclose(np.moveaxis(y, axis, 0), ref, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(last, ref[-1], rtol=1e-12, atol=1e-12)
+    # the compiled recursion runs where the rows are one view (not the strided 3-D case)
+    one_view = kernel_passes == "compiled" and shape != (2, 40, 3)
+    assert compiled_calls.get("_scan_rows", 0) == int(one_view)
 
 
 def test_ewma_scan_long_series_is_stable():

@@ -5,7 +5,9 @@ NumPy form makes several memory-bound passes (the regression's passes over the
 (date, asset, style) loadings, the EWMA recursion) may also have a compiled
 single-pass loop; the NumPy form stays the reference and the fallback, and tests
 check that both give the same numbers.
-Set ``HSR_XR_NUMBA=0`` to force the NumPy forms (benchmarks report both).
+Set ``HSR_XR_NUMBA=0`` to force the NumPy forms (benchmarks report both). The
+variable is read at each kernel call, so for Dask it is the setting at compute
+time, in the process that runs the task (both forms agree to rounding).
 If Numba is installed but cannot be imported, a warning says so and the NumPy
 forms run.
 
@@ -15,12 +17,13 @@ independent date blocks on a thread pool.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import os
 import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -82,11 +85,28 @@ def compiled(fn: Callable) -> Callable:
 
 
 def default_threads() -> int:
-    """Threads for one kernel call on in-memory input: the cores this process may use."""
+    """Threads for one kernel call on in-memory input: the cores this process may use,
+    or 1 off the main thread (the caller is already running in parallel)."""
+    if threading.current_thread() is not threading.main_thread():
+        return 1
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def numpy_forms() -> Iterator[None]:
+    """Within the block, kernels use their NumPy forms (``HSR_XR_NUMBA=0``)."""
+    saved = os.environ.get("HSR_XR_NUMBA")
+    os.environ["HSR_XR_NUMBA"] = "0"
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["HSR_XR_NUMBA"]
+        else:
+            os.environ["HSR_XR_NUMBA"] = saved
 
 
 def map_blocks(fn: Callable[[int], T], starts: Sequence[int], threads: int) -> list[T]:

@@ -418,7 +418,7 @@ def _regress_block(
     s = x.shape[-1]
     j = int(n_industries)
     k = 1 + s + j
-    codes = np.asarray(codes).astype(np.int64, copy=False)
+    codes = np.asarray(codes)  # int64 (see regress)
     fill = 0.0 if fill_exposures is None else float(fill_exposures)
     # compiled single passes over the loadings cube (the robust meat needs the filled cube)
     compiled = jit.enabled() and std_errors == "classical"
