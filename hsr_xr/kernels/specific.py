@@ -1,6 +1,7 @@
 """Specific (idiosyncratic) risk kernels.
 
-Two layouts, both pure NumPy:
+Two layouts, both NumPy (the EWMA recursion itself may run compiled, see
+:func:`hsr_xr.kernels.covariance.ewma_scan`):
 
 * time-series kernels take ``(..., T)`` arrays (assets on the batch axes, date
   last) and run an EWMA along date per asset (asset-chunked under Dask);
