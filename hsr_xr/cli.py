@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import xarray as xr
+import zarr.errors
 
 from . import pipeline
 from .errors import IncompleteStoreError, ValidationError
@@ -209,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValidationError, OSError) as err:  # bad input or paths: one line, no traceback
+    except (ValidationError, OSError, zarr.errors.BaseZarrError) as err:
+        # bad input or paths (e.g. a path to an array inside a store): one line, no traceback
         print(f"hsr-xr: error: {err}", file=sys.stderr)
         return 2
 

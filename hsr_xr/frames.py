@@ -80,6 +80,9 @@ def from_long_frame(
         raise ValidationError(
             value, "values are not numbers", "convert them with pd.to_numeric"
         ) from err
+    for arg, label in (("cube", cube), ("cube_dim", cube_dim)):
+        if label in ("date", "asset"):
+            raise ValidationError(arg, f"is {label!r}, a dimension name", "pick another name")
     d_codes, d_uniq = pd.factorize(dates, sort=True)
     a_codes, a_uniq = pd.factorize(df[asset].astype(str).to_numpy(), sort=True)
     n_codes, n_uniq = pd.factorize(df[name].astype(str).to_numpy(), sort=False)
@@ -129,6 +132,8 @@ def from_wide_frames(
         raise ValidationError("frames", "no frames given", "pass {name: DataFrame, ...}")
     arrays = {}
     for key, frame in frames.items():
+        if key in ("date", "asset"):
+            raise ValidationError(key, "is a dimension name, not a variable", "rename the frame")
         if not isinstance(frame, pd.DataFrame):
             raise ValidationError(key, f"is a {type(frame).__name__}", "pass a DataFrame")
         index = parse_dates(frame.index, key)

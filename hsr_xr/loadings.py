@@ -425,11 +425,15 @@ def compute_loadings(
     for j, members in enumerate(resolved.values()):
         for d, v in members.items():
             mapping[descriptor_labels.index(d), j] = v
-    if merge and "style" in ds.coords and set(map(str, ds.indexes["style"])) != set(style_labels):
+    if (
+        merge
+        and "style" in ds.dims
+        and ("style" not in ds.indexes or set(map(str, ds.indexes["style"])) != set(style_labels))
+    ):
         raise ValidationError(
             "style",
             f"the Dataset's style coordinate differs from the styles computed {style_labels}",
-            "pass merge=False, or drop the style coordinate first",
+            "pass merge=False, or drop the variables along 'style' first (ds.drop_dims('style'))",
         )
     ortho = None
     if orthogonalize:

@@ -14,6 +14,7 @@ import numpy as np
 import xarray as xr
 
 from .errors import ValidationError
+from .schema import check_counts, select_dates
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -45,12 +46,26 @@ def _need(ds: xr.Dataset, names: Sequence[str], producer: str) -> None:
             raise ValidationError(name, "variable is missing", f"compute it with {producer}")
 
 
+def _labels(obj: xr.DataArray | xr.Dataset, dim: str, wanted, arg: str) -> list:
+    """``wanted`` (a label or a sequence of them) as a list, each checked against ``dim``."""
+    if dim not in obj.dims:
+        raise ValidationError(arg, f"the input has no {dim!r} dim", f"pass data along {dim!r}")
+    wanted = [wanted] if isinstance(wanted, str) or np.ndim(wanted) == 0 else list(wanted)
+    have = set(obj.indexes[dim]) if dim in obj.indexes else set()
+    unknown = [w for w in wanted if w not in have]
+    if unknown:
+        raise ValidationError(
+            arg, f"{unknown} are not {dim} labels", f"pick among {list(obj[dim].values)[:8]}..."
+        )
+    return wanted
+
+
 def _portfolios(ds: xr.Dataset, portfolios: Sequence[str] | str | None, limit: int) -> list:
     if "portfolio" not in ds.dims:
         return [None]
     if portfolios is None:
         return list(ds["portfolio"].values[:limit])
-    return [portfolios] if isinstance(portfolios, str) else list(portfolios)
+    return _labels(ds, "portfolio", portfolios, "portfolios")
 
 
 def _pick(var: xr.DataArray, p) -> xr.DataArray:
@@ -82,8 +97,9 @@ def plot_factor_returns(
     else:
         fr = ds
     if factors is None:
-        factors = [str(f) for f in fr["factor"].values[:13]]
-    cum = fr.sel(factor=list(factors)).fillna(0.0).cumsum("date") * 100.0
+        factors = [str(f) for f in fr["factor"].values[:13]] if "factor" in fr.dims else []
+    factors = _labels(fr, "factor", factors, "factors")
+    cum = fr.sel(factor=factors).fillna(0.0).cumsum("date") * 100.0
     fig = _figure(figsize)
     ax = fig.subplots()
     dates = cum["date"].values
@@ -116,6 +132,7 @@ def plot_predicted_vs_realized(
     portfolios : portfolio labels (default the first four).
     """
     _need(bias, ["forecast_vol", "portfolio_return"], "hsr_xr.bias_statistics")
+    check_counts(1, window=window)
     fig = _figure(figsize)
     ax = fig.subplots()
     for k, p in enumerate(_portfolios(bias, portfolios, 4)):
@@ -158,7 +175,8 @@ def plot_bias(
         ax.fill_between(dates, 1 - band, 1 + band, color="0.85", label="95% band")
     ax.axhline(1.0, color="0.4", lw=0.7)
     for p in _portfolios(bias, portfolios, 6):
-        ax.plot(dates, _pick(bias["rolling_bias"], p).values, lw=1.0, label=str(p or "portfolio"))
+        label = "portfolio" if p is None else str(p)
+        ax.plot(dates, _pick(bias["rolling_bias"], p).values, lw=1.0, label=label)
     ax.set_ylabel(f"rolling bias statistic ({bias.attrs.get('window', '?')} obs)")
     ax.set_title("Bias statistic: std of r / forecast vol")
     ax.legend(fontsize=7, ncol=2, loc="upper left")
@@ -188,11 +206,11 @@ def plot_exposure_heatmap(
         _need(exposure, ["exposure"], "hsr_xr.portfolio_risk")
         exposure = exposure["exposure"]
     if portfolio is not None:
-        exposure = exposure.sel(portfolio=portfolio)
+        exposure = exposure.sel(portfolio=_labels(exposure, "portfolio", portfolio, "portfolio")[0])
     if date is not None:
-        exposure = exposure.sel(date=date)
+        exposure = select_dates(exposure, date)
     if factors is not None:
-        exposure = exposure.sel(factor=list(factors))
+        exposure = exposure.sel(factor=_labels(exposure, "factor", factors, "factors"))
     if exposure.ndim != 2 or "factor" not in exposure.dims:
         raise ValidationError(
             "exposure",

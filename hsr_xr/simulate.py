@@ -18,7 +18,7 @@ import xarray as xr
 from .errors import ValidationError
 from .exposures import factor_names
 from .kernels.standardize import orthogonalize, standardize
-from .schema import SEED_STYLES, is_flag, is_integer, is_number
+from .schema import NS_DATE_RANGE, SEED_STYLES, is_flag, is_integer, is_number
 
 # Descriptor suffixes per style (the seed's naming: "<style>_<suffix>"); "size" and
 # "nonlinear_size" are single descriptors with exactly the style's name.
@@ -181,12 +181,30 @@ def _check_args(args: dict[str, Any]) -> None:
     for name, ok, what in rules:
         if not ok:
             raise ValidationError(name, f"must be {what}, got {args[name]!r}", f"pass {what}")
+    if "nonlinear_size" in styles and "size" not in styles:
+        raise ValidationError(
+            "styles", "'nonlinear_size' is built from 'size', which is missing", "add 'size'"
+        )
     try:
-        pd.Timestamp(args["start"])
+        start = pd.Timestamp(args["start"])
     except (ValueError, TypeError) as err:
         raise ValidationError(
             "start", f"{args['start']!r} is not a date", "pass e.g. '2015-01-02'"
         ) from err
+    if start is pd.NaT or start.tzinfo is not None:
+        raise ValidationError(
+            "start", f"got {args['start']!r}", "pass a date without a time zone, e.g. '2015-01-02'"
+        )
+    lo, hi = NS_DATE_RANGE
+    # business days run about 1.4 calendar days each
+    end = start + pd.Timedelta(days=int(args["n_dates"] * 1.4) + 7)
+    if not lo <= np.datetime64(start.date()) or not np.datetime64(end.date()) <= hi:
+        raise ValidationError(
+            "start",
+            f"{args['n_dates']} business days from {start.date()} leave the dates a "
+            f"datetime64[ns] holds ({lo} .. {hi})",
+            "pick a start (and length) inside that range",
+        )
 
 
 def simulate_market(
@@ -227,7 +245,9 @@ def simulate_market(
     market_vol : float
         Calm-regime daily vol of the country factor (fraction).
     premia : mapping factor -> annualized mean return, optional
-        Planted factor-return means (default :data:`DEFAULT_PREMIA`).
+        Planted factor-return means of the country and the styles (default
+        :data:`DEFAULT_PREMIA`); industry returns are planted relative to the
+        country, summing to 0 by cap, so they take no premium.
     ipo_frac, delist_frac : float
         Fractions of assets listed late / delisted early.
     suspension_frac : float
@@ -275,6 +295,11 @@ def simulate_market(
     assets = np.array([f"A{n:05d}" for n in range(N)], dtype=object)
     ind_names = [_INDUSTRIES[k] if k < len(_INDUSTRIES) else f"industry_{k}" for k in range(I)]
     factors = factor_names(styles, ind_names)
+    if len(set(factors)) != len(factors):
+        clash = sorted(set(styles) & ({"country"} | set(ind_names)))
+        raise ValidationError(
+            "styles", f"{clash} also name the country or an industry", "rename those styles"
+        )
     K = len(factors)
 
     # --- assets: industries, listing window, initial caps -------------------------
@@ -334,10 +359,13 @@ def simulate_market(
         prem = {k: v for k, v in DEFAULT_PREMIA.items() if k in factors}
     else:
         prem = dict(premia)
-        unknown = sorted(set(prem) - set(factors))
+        unknown = sorted(set(prem) - set(factors[: 1 + S]))
         if unknown:
             raise ValidationError(
-                "premia", f"names unknown factors {unknown}", f"use names among {factors}"
+                "premia",
+                f"names factors that are not the country or a style {unknown} (industry "
+                "returns are planted relative to the country, summing to 0 by cap)",
+                f"use names among {factors[: 1 + S]}",
             )
     premia_vec = np.array([prem.get(f, 0.0) for f in factors])
     f = premia_vec / 252 + fscale[:, None] * (rng.standard_normal((T, K)) @ root.T)

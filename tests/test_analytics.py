@@ -571,6 +571,19 @@ def test_figures_return_figures_and_write_png(tmp_path):
         plots.plot_exposure_heatmap(risk)
     with pytest.raises(hx.ValidationError, match="rolling_bias"):
         plots.plot_bias(ds)
+    one = plots.plot_factor_returns(ds, "value")  # one name, not its letters
+    assert [t.get_text() for t in one.axes[0].get_legend().get_texts()] == ["value"]
+    for call, name in [
+        (lambda: plots.plot_factor_returns(ds, ["nope"]), "factors"),
+        (lambda: plots.plot_factor_returns(ds.returns), "factors"),
+        (lambda: plots.plot_predicted_vs_realized(bias, "nope"), "portfolios"),
+        (lambda: plots.plot_predicted_vs_realized(bias, window=0), "window"),
+        (lambda: plots.plot_exposure_heatmap(risk, date="1999-01-01"), "date"),
+        (lambda: plots.plot_exposure_heatmap(risk, portfolio="cap", factors="nope"), "factors"),
+    ]:
+        with pytest.raises(hx.ValidationError) as info:
+            call()
+        assert info.value.variable == name
 
 
 # ----------------------------------------------------------------------------- seed defect

@@ -81,6 +81,8 @@ def test_bad_arguments_and_paths_are_one_line_errors(tmp_path, capsys):
     assert "market_cap" in capsys.readouterr().err
     assert main(["simulate", str(store), *SMALL]) == 2
     assert "--overwrite" in capsys.readouterr().err
+    assert main(["info", str(store / "returns")]) == 2  # an array inside a store
+    assert "hsr-xr: error" in capsys.readouterr().err
     for argv in (["demo", "--dates", "0"], ["demo", "--assets", "-3"], ["demo", "--preset", "x"]):
         with pytest.raises(SystemExit) as info:  # argparse: usage line and exit code 2
             main(argv)

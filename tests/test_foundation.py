@@ -162,8 +162,38 @@ def test_splits_make_close_differ_from_adjusted(small):
 
 
 def test_premia_option_validates_names():
-    with pytest.raises(ValueError, match="unknown factors"):
-        hx.simulate_market(n_dates=10, n_assets=40, n_industries=4, premia={"nope": 0.1})
+    kw = dict(n_dates=10, n_assets=40, n_industries=4)
+    with pytest.raises(hx.ValidationError, match="not the country or a style"):
+        hx.simulate_market(**kw, premia={"nope": 0.1})
+    with pytest.raises(hx.ValidationError, match="banks"):  # industries take no premium
+        hx.simulate_market(**kw, premia={"banks": 0.5})
+
+
+@pytest.mark.parametrize(
+    "kw, name",
+    [
+        ({"styles": ["nonlinear_size", "value"]}, "styles"),  # was all-NaN returns
+        ({"styles": ["country", "value"]}, "styles"),  # two factors called 'country'
+        ({"styles": ["banks", "value"]}, "styles"),
+        ({"start": None}, "start"),
+        ({"start": "1600-01-03"}, "start"),  # was wrapped to 2184
+        ({"start": "2262-04-01"}, "start"),  # would run past datetime64[ns]
+        ({"start": "2015-01-02 00:00+05:00"}, "start"),  # was shifted to UTC
+    ],
+)
+def test_simulator_refuses_bad_styles_and_starts(kw, name):
+    with pytest.raises(hx.ValidationError) as info:
+        hx.simulate_market(n_dates=30, n_assets=40, n_industries=4, **kw)
+    assert info.value.variable == name
+
+
+def test_readers_refuse_dimension_names_as_variables():
+    frame = pd.DataFrame(np.ones((2, 2)), index=pd.bdate_range("2020-01-01", periods=2))
+    with pytest.raises(hx.ValidationError, match="dimension name"):
+        hx.from_wide_frames({"date": frame})
+    long = pd.DataFrame({"date": ["2020-01-01"], "asset": ["a"], "descriptor": ["x"], "val": [1]})
+    with pytest.raises(hx.ValidationError, match="dimension name"):
+        hx.from_long_frame(long, cube="asset")
 
 
 # -------------------------------------------------------------------------- store

@@ -491,6 +491,17 @@ def test_dask_irregular_chunks_equal_numpy_and_lazy():
     )
 
 
+def test_compute_loadings_refuses_merging_other_styles_onto_a_style_dim():
+    ds = hx.simulate_market(n_dates=23, n_assets=200, seed=2)  # truth_exposures(.., style)
+    styles = {"value": {"value_bp": 2, "value_sp": 1}}
+    with pytest.raises(hx.ValidationError, match="style"):
+        hx.compute_loadings(ds, styles=styles)
+    with pytest.raises(hx.ValidationError, match="drop_dims"):  # was a raw AlignmentError
+        hx.compute_loadings(ds.drop_vars("style"), styles=styles)
+    out = hx.compute_loadings(ds.drop_dims("style"), styles=styles)
+    assert list(out.style.values) == ["value"]
+
+
 def test_compute_loadings_bad_input():
     ds = make_panel()
     with pytest.raises(hx.ValidationError, match="market_cap"):
