@@ -29,7 +29,6 @@ Conventions
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import dask.array as da
 import numpy as np
@@ -44,10 +43,10 @@ from .schema import (
     check_coords,
     check_core_unchunked,
     check_counts,
+    check_fills,
     check_flags,
     check_nonempty,
     industry_names,
-    is_number,
     select_dates,
     validate,
 )
@@ -77,11 +76,8 @@ def _model_inputs(
     ds = validate(ds, list(names), names=names)
     S = ds[loadings]
     check_nonempty(S, ("date", "asset"), loadings)
+    check_fills(fill_exposures=fill_exposures)
     if fill_exposures is not None:
-        if not is_number(fill_exposures, finite=True):
-            raise ValidationError(
-                "fill_exposures", f"got {fill_exposures!r}", "pass a finite number, or None"
-            )
         S = S.fillna(fill_exposures)
     inds = industry_names(ds, industry)
     expected = factor_names([str(s) for s in S["style"].values], inds)
@@ -338,13 +334,6 @@ def _portfolio_returns(
     return out.where(~no_data), no_data.broadcast_like(out)
 
 
-def _check_fill(fill_returns: Any) -> None:
-    if fill_returns is not None and not is_number(fill_returns, finite=True):
-        raise ValidationError(
-            "fill_returns", f"got {fill_returns!r}", "pass a finite number (0.0) or None"
-        )
-
-
 def _returns_input(ds: xr.Dataset, returns: str) -> xr.DataArray:
     ds = validate(ds, ["returns"], names={"returns": returns})
     r = ds[returns].transpose("date", "asset")
@@ -402,7 +391,7 @@ def realized_vol(
     check_counts(1, window=window)
     check_counts(0, ddof=ddof)
     check_counts(0, optional=True, min_periods=min_periods)
-    _check_fill(fill_returns)
+    check_fills(fill_returns=fill_returns)
     r = _returns_input(ds, returns)
     w = _check_weights(weights, "weights", r)
     pr, no_data = _portfolio_returns(w, r, fill_returns)
@@ -534,7 +523,7 @@ def bias_statistics(
     check_counts(1, horizon=horizon)
     check_counts(0, optional=True, min_periods=min_periods)
     check_counts(2, window=window)
-    _check_fill(fill_returns)
+    check_fills(fill_returns=fill_returns)
     if date is not None and not isinstance(date, slice) and np.ndim(date) == 0:
         raise ValidationError(
             "date", f"got the single date {date!r}", "pass a slice or a list of dates (a range)"

@@ -28,6 +28,7 @@ from .schema import (
     check_coords,
     check_core_unchunked,
     check_counts,
+    check_fills,
     check_flags,
     check_nonempty,
     industry_names,
@@ -225,10 +226,7 @@ def factor_regression(
         )
     if winsorize is not None and not (is_number(winsorize) and 0 <= winsorize < 0.5):
         raise ValidationError("winsorize", f"{winsorize!r} is not in [0, 0.5)", "use e.g. 0.01")
-    if fill_exposures is not None and not is_number(fill_exposures, finite=True):
-        raise ValidationError(
-            "fill_exposures", f"got {fill_exposures!r}", "pass a finite number, or None"
-        )
+    check_fills(fill_exposures=fill_exposures)
     check_counts(0, min_dof=min_dof)
     check_counts(1, optional=True, threads=threads)
     if not (is_number(max_cond) and max_cond >= 1):

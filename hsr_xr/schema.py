@@ -491,6 +491,13 @@ def check_counts(minimum: int, *, optional: bool = False, **counts: Any) -> None
             raise ValidationError(name, f"got {value!r}", fix)
 
 
+def check_fills(**fills: Any) -> None:
+    """Raise unless every keyword is None or a finite number (a fill value)."""
+    for name, value in fills.items():
+        if value is not None and not is_number(value, finite=True):
+            raise ValidationError(name, f"got {value!r}", "pass a finite number, or None")
+
+
 def check_nonempty(var: xr.DataArray, dims: Iterable[str], name: str) -> None:
     """Raise if one of ``dims`` of ``var`` has length 0 (a kernel needs at least one)."""
     for dim in dims:
