@@ -7,6 +7,9 @@ Cases (one line each: case, size, ours_s, baseline_s, ratio):
   pandas_seed (the seed SQL's plan: one filtered groupby per portfolio, inner joins),
   pandas_apply (the common idiom: groupby("date").apply(one cross-section)). Ours (NumPy)
   and pandas_vec are best of 3 (best of 5 with --quick); the other baselines run once.
+  Ours runs with the compiled bucket pass when Numba is installed (the ``fast`` extra)
+  and on every core (``threads``); ff5_numpy_forms times the NumPy forms
+  (``HSR_XR_NUMBA=0``), and ff5_one_thread the default passes on one thread.
 - resample_W / resample_M: compounded returns + as-of caps and characteristics vs pandas
   groupby prod/nth(0) (the same five variables; best of 3).
 
@@ -30,6 +33,7 @@ import xarray as xr
 from _common import timed
 
 import hsr_xr as hx
+from hsr_xr.kernels import jit
 
 SORTS = ["book_to_price", "profitability", "investment"]
 PORTS = ["SL", "SM", "SH", "BL", "BM", "BH"]
@@ -185,6 +189,10 @@ def main(argv: list[str] | None = None) -> int:
     ours, base = {}, {}
     tries = repeat + 2
     ours["ff5_daily"] = timed(lambda: hx.ff5_factors(ds), tries)
+    passes = "numba" if jit.enabled() else "numpy"  # what ff5_daily ran with
+    with jit.numpy_forms():
+        ours["ff5_numpy_forms"] = timed(lambda: hx.ff5_factors(ds), tries)
+    ours["ff5_one_thread"] = timed(lambda: hx.ff5_factors(ds, threads=1), tries)
     ours["ff5_daily_dask"] = timed(lambda: hx.ff5_factors(chunked).compute(), repeat + 1)
     # resampling takes well under a second: best of 3 even at full size
     ours["resample_W"] = timed(lambda: hx.resample(ds, "W"), 3)
@@ -212,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         ref = base[name][1]
         sub = ff.sel(date=ref.index)
         diffs[name] = max(max_diff(sub[f].values, ref[f].to_numpy()) for f in hx.ff5.FACTORS)
+    for case in ("ff5_numpy_forms", "ff5_one_thread"):
+        diffs[case] = max(max_diff(ours[case][1][f].values, ff[f].values) for f in hx.ff5.FACTORS)
     diffs["dask_vs_numpy"] = max(
         max_diff(ours["ff5_daily_dask"][1][f].values, ff[f].values) for f in hx.ff5.FACTORS
     )
@@ -224,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
 
     pairs = [
         ("ff5_daily vs pandas_vec", "ff5_daily", "pandas_vec"),
+        ("ff5_numpy_forms vs pandas_vec", "ff5_numpy_forms", "pandas_vec"),
+        ("ff5_one_thread vs pandas_vec", "ff5_one_thread", "pandas_vec"),
         ("ff5_daily vs pandas_seed", "ff5_daily", "pandas_seed"),
         ("ff5_daily vs pandas_apply", "ff5_daily", "pandas_apply"),
         ("ff5_dask vs pandas_vec", "ff5_daily_dask", "pandas_vec"),
@@ -231,11 +243,22 @@ def main(argv: list[str] | None = None) -> int:
         ("resample_M", "resample_M", "resample_M"),
     ]
     rows = []
-    print(f"{'case':<26} {'size':<16} {'ours_s':>9} {'baseline_s':>11} {'ratio':>8}")
+    print(f"ours: {passes} passes, {jit.default_threads()} threads")
+    print(f"{'case':<30} {'size':<16} {'ours_s':>9} {'baseline_s':>11} {'ratio':>8}")
     for case, o_key, b_key in pairs:
         o, b = ours[o_key][0], base[b_key][0]
-        rows.append({"case": case, "size": size, "ours_s": o, "baseline_s": b, "ratio": b / o})
-        print(f"{case:<26} {size:<16} {o:9.3f} {b:11.3f} {b / o:8.1f}x")
+        ran = "numpy" if o_key == "ff5_numpy_forms" else passes
+        rows.append(
+            {
+                "case": case,
+                "size": size,
+                "ours_s": o,
+                "baseline_s": b,
+                "ratio": b / o,
+                "passes": ran,
+            }
+        )
+        print(f"{case:<30} {size:<16} {o:9.3f} {b:11.3f} {b / o:8.1f}x")
     print(f"peak RSS after ours: {peak_ours_mb:.0f} MiB; after baselines: {peak_all_mb:.0f} MiB")
     print("max |ours - baseline|:", {k: f"{v:.1e}" for k, v in diffs.items()})
     out = Path(__file__).parent / "results" / "ff5.json"
@@ -248,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
                 "peak_rss_all_mib": peak_all_mb,
                 "max_abs_diff": diffs,
                 "quick": args.quick,
+                "passes": passes,
+                "threads": jit.default_threads(),
             },
             indent=2,
         )

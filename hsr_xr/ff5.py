@@ -14,13 +14,16 @@ import pandas as pd
 import xarray as xr
 
 from .errors import ValidationError
+from .kernels import jit
 from .kernels.sorts import double_sort
 from .schema import (
     check_aligned,
     check_core_unchunked,
+    check_counts,
     check_flags,
     check_nonempty,
     check_risk_free,
+    is_dask,
     is_integer,
     validate,
 )
@@ -168,7 +171,9 @@ def _spreads(port: np.ndarray, names: tuple[str, ...], joint: bool) -> np.ndarra
     return np.stack(factors, axis=-1)
 
 
-def _sort_block(ret, w, size, bp, prof, inv, held, sortable, bp_mask, *, char_probs, joint, names):
+def _sort_block(
+    ret, w, size, bp, prof, inv, held, sortable, bp_mask, *, char_probs, joint, names, threads
+):
     """double_sort on one block of dates, and SMB, HML, RMW, CMA from its portfolios."""
     shape = np.broadcast_shapes(ret.shape, w.shape, size.shape)
     b = [np.broadcast_to(a, shape) for a in (ret, w, size, held, sortable, bp_mask)]
@@ -183,6 +188,7 @@ def _sort_block(ret, w, size, bp, prof, inv, held, sortable, bp_mask, *, char_pr
         breakpoint_mask=b[5],
         char_probs=char_probs,
         joint=joint,
+        threads=threads,
     )
     if joint:  # one joint sort: (date, portfolio)
         port, count = port[:, 0], count[:, 0]
@@ -203,6 +209,7 @@ def ff5_factors(
     book_to_price: str = "book_to_price",
     profitability: str = "profitability",
     investment: str = "investment",
+    threads: int | None = None,
     merge: bool = False,
 ) -> xr.Dataset:
     """Fama-French five factors and their sort portfolios.
@@ -257,6 +264,11 @@ def ff5_factors(
         Subtracted from MKT only.
     returns, market_cap, book_to_price, profitability, investment : str
         Variable names in ``ds``.
+    threads : int, optional
+        Date ranges sorted at once for in-memory input (default: the cores this
+        process may use, or 1 when called from a thread other than the main one).
+        Ignored for Dask-backed input: each task runs on one thread, Dask's
+        workers giving the parallelism. Results do not depend on it.
     merge : bool
         Return ``ds`` with the outputs added instead of a new Dataset.
 
@@ -281,6 +293,7 @@ def ff5_factors(
     if not isinstance(ds, xr.Dataset):
         raise ValidationError("ds", f"expected a Dataset, got {type(ds).__name__}", "pass one")
     check_flags(merge=merge)
+    check_counts(1, optional=True, threads=threads)
     if not isinstance(rebalance, str) or rebalance not in ("period", "annual"):
         raise ValidationError("rebalance", f"got {rebalance!r}", "use 'period' or 'annual'")
     port_names = portfolio_names(design)  # validates design
@@ -339,6 +352,11 @@ def ff5_factors(
             bp_mask = _at_formation(bp_universe, idx, False)
 
     char_probs, joint = DESIGNS[design]
+    # in-memory input: date ranges on every core; Dask input: Dask's workers do that
+    if any(is_dask(v) for v in (ret, cap, size, *chars, held, sortable, bp_mask)):
+        threads = 1
+    elif threads is None:
+        threads = jit.default_threads()
     core = ["portfolio"] if joint else ["sort", "portfolio"]
     # the factors come from the same task as the portfolios: on Dask, one task per
     # date chunk plus its outputs, not a graph of small array operations
@@ -353,7 +371,7 @@ def ff5_factors(
         bp_mask,
         input_core_dims=[["asset"]] * 9,
         output_core_dims=[core, core, [], ["spread"]],
-        kwargs={"char_probs": char_probs, "joint": joint, "names": port_names},
+        kwargs={"char_probs": char_probs, "joint": joint, "names": port_names, "threads": threads},
         dask="parallelized",
         output_dtypes=[float, np.int64, float, float],
         dask_gufunc_kwargs={

@@ -20,7 +20,7 @@ def kernel_passes(request, monkeypatch):
 @pytest.fixture
 def compiled_calls(monkeypatch):
     """Count the calls of the compiled loops (by name) while a test runs."""
-    from hsr_xr.kernels import covariance, regression
+    from hsr_xr.kernels import covariance, regression, sorts
 
     calls: dict[str, int] = {}
 
@@ -36,6 +36,7 @@ def compiled_calls(monkeypatch):
         (regression, "_cube_sums"),
         (regression, "_fitted_values"),
         (covariance, "_scan_rows"),
+        (sorts, "_combo_bins"),
     ]:
         monkeypatch.setattr(module, name, counting(name, getattr(module, name)))
     return calls

@@ -12,6 +12,7 @@ import xarray as xr
 import hsr_xr as hx
 from hsr_xr.errors import ValidationError
 from hsr_xr.ff5 import formation_index
+from hsr_xr.kernels import jit
 from hsr_xr.kernels.sorts import breakpoints, bucket_codes, double_sort
 
 SORTS = ["book_to_price", "profitability", "investment"]
@@ -145,7 +146,7 @@ def check_against_reference(ff, ref_port, ref_count, ref_mkt):
 
 
 @pytest.mark.parametrize("weight_lag", [1, 0])
-def test_period_matches_pandas_reference(weight_lag):
+def test_period_matches_pandas_reference(weight_lag, kernel_passes):
     ds = make_panel()
     rng = np.random.default_rng(5)
     universe = xr.DataArray(rng.random((60, 120)) > 0.1, dims=("date", "asset"), coords=ds.coords)
@@ -168,6 +169,8 @@ def test_default_masks_match_reference_and_no_mask_is_all():
     df, cap, held, bp = frames(ds)
     ref = pandas_reference(df["returns"], cap, cap, {s: df[s] for s in SORTS}, held, held, bp)
     check_against_reference(ff, *ref)
+    # date ranges on threads give the same numbers
+    xr.testing.assert_identical(hx.ff5_factors(ds, threads=3), hx.ff5_factors(ds, threads=1))
 
 
 def test_weight_lag_zero_is_lag_one_on_next_cap():
@@ -238,7 +241,7 @@ def pandas_median_designs(df, cap, held, bp):
     )
 
 
-def test_2x2_and_2x2x2x2_designs_match_pandas_reference():
+def test_2x2_and_2x2x2x2_designs_match_pandas_reference(kernel_passes):
     ds = make_panel(T=40, N=150, seed=11)
     rng = np.random.default_rng(11)
     universe = xr.DataArray(rng.random((40, 150)) > 0.1, dims=("date", "asset"), coords=ds.coords)
@@ -329,7 +332,7 @@ def test_formation_index_against_loop():
 
 
 @pytest.mark.parametrize("weight_lag,masks", [(1, False), (0, False), (1, True)])
-def test_annual_matches_reference(weight_lag, masks):
+def test_annual_matches_reference(weight_lag, masks, kernel_passes):
     ds = make_panel(T=320, N=80, seed=2, start="2019-03-01")
     kw, universe, bpu = {}, None, None
     if masks:  # a (date, asset) universe and an (asset,) breakpoint universe
@@ -367,7 +370,7 @@ def test_annual_matches_reference(weight_lag, masks):
     assert np.isfinite(ff.HML.values[first:]).mean() > 0.9
 
 
-def test_empty_bucket_gives_nan_and_zero_count():
+def test_empty_bucket_gives_nan_and_zero_count(kernel_passes):
     ds = make_panel(T=4, N=10, seed=4)
     ds["returns"][:, :] = 0.01
     ds["market_cap"][:, :] = np.arange(1.0, 11.0)
@@ -481,6 +484,9 @@ def test_bad_input_raises_validation_error():
         hx.ff5_factors(ds.assign(market_cap=-ds.market_cap))
     with pytest.raises(ValidationError, match="date"):
         hx.ff5_factors(ds.isel(date=slice(None, None, -1)))
+    for threads in (0, 1.5, "2"):
+        with pytest.raises(ValidationError, match="threads"):
+            hx.ff5_factors(ds, threads=threads)
 
 
 # ---------------------------------------------------------------- planted premia
@@ -548,21 +554,57 @@ def test_planted_premia_recovered_resampled_slow(freq, per_year):
     assert (ann[["HML", "RMW", "CMA"]].mean() > 0).to_array().all()
 
 
-def test_kernel_blocks_do_not_change_results():
+def test_kernel_blocks_and_threads_do_not_change_results(kernel_passes, compiled_calls):
     rng = np.random.default_rng(11)
     T, N = 23, 50
     ret, cap = rng.normal(size=(T, N)), np.exp(rng.normal(size=(T, N)))
+    ret[rng.random((T, N)) < 0.05] = np.nan
     chars = rng.normal(size=(T, 3, N))
     chars[rng.random(chars.shape) < 0.1] = np.nan
+    chars[4, 1] = np.nan  # a date without profitability: NaN breakpoints for that sort
+    chars[7, :, 3] = np.inf  # infinite characteristics are values (in the top bucket)
     mask = rng.random((T, N)) > 0.1
     kw = dict(held=mask, sortable=mask, breakpoint_mask=rng.random((T, N)) > 0.3)
+    size = cap.copy()
+    size[9] = np.nan  # a date without sizes: no sort, MKT still defined
     for design in ({}, {"char_probs": (0.5,), "joint": True}):
-        whole = double_sort(ret, cap, cap, chars, **kw, **design, block=T)
-        for block in (1, 5, 22):
-            got = double_sort(ret, cap, cap, chars, **kw, **design, block=block)
+        whole = double_sort(ret, cap, size, chars, **kw, **design, block=T)
+        assert whole[1][4, 0 if design else 1].sum() == 0 and whole[1][9].sum() == 0
+        assert np.isfinite(whole[2][9])
+        for block, threads in ((1, 1), (5, 1), (22, 1), (5, 3), (1, 4)):
+            got = double_sort(ret, cap, size, chars, **kw, **design, block=block, threads=threads)
             for a, b in zip(whole, got, strict=True):
                 np.testing.assert_array_equal(a, b)
+    if kernel_passes == "compiled":
+        assert compiled_calls["_combo_bins"] > 0
+    else:
+        assert "_combo_bins" not in compiled_calls
     # a joint sort needs its bucket combinations to fit one scatter-add key
     five = rng.normal(size=(T, 5, N))
     with pytest.raises(ValueError, match="joint sort of 5"):
         double_sort(ret, cap, cap, five, **kw, joint=True)
+
+
+def test_compiled_and_numpy_bucket_passes_agree_exactly(monkeypatch, compiled_calls):
+    """The compiled bucket pass fills the same bins in the same order as np.bincount."""
+    if not jit.AVAILABLE:
+        pytest.skip("Numba is not installed (the 'fast' extra)")
+    rng = np.random.default_rng(12)
+    T, N = 31, 300
+    ret, cap = rng.normal(0, 0.02, (T, N)), np.exp(rng.normal(size=(T, N)))
+    cap[rng.random((T, N)) < 0.03] = -1.0  # non-positive caps leave every sort and MKT
+    chars = rng.normal(size=(T, 4, N)).round(1)  # ties at the breakpoints
+    chars[rng.random(chars.shape) < 0.1] = np.nan
+    held = rng.random((T, N)) > 0.05
+    kw = dict(
+        held=held, sortable=held, breakpoint_mask=np.broadcast_to(rng.random(N) > 0.5, (T, N))
+    )
+    for design in ({}, {"char_probs": (0.5,)}, {"char_probs": (0.5,), "joint": True}):
+        out = {}
+        for form in ("0", "1"):
+            monkeypatch.setenv("HSR_XR_NUMBA", form)
+            out[form] = double_sort(ret, cap, cap, chars, **kw, **design)
+        for a, b in zip(out["0"], out["1"], strict=True):
+            np.testing.assert_array_equal(a, b)
+        assert (out["1"][1] > 0).any()
+    assert compiled_calls["_combo_bins"] == 3  # one block and one key per call
