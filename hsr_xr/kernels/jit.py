@@ -2,9 +2,9 @@
 
 Numba is an optional extra (``pip install hsr_xr[fast]``). A kernel step whose
 NumPy form makes several memory-bound passes (the regression's passes over the
-(date, asset, style) loadings, the EWMA recursion) may also have a compiled
-single-pass loop; the NumPy form stays the reference and the fallback, and tests
-check that both give the same numbers.
+(date, asset, style) loadings, the EWMA recursion, the FF5 sorts' bucket pass)
+may also have a compiled loop; the NumPy form stays the reference and the
+fallback, and tests check that both give the same numbers.
 Set ``HSR_XR_NUMBA=0`` to force the NumPy forms (benchmarks report both). The
 variable is read at each kernel call, so for Dask it is the setting at compute
 time, in the process that runs the task (both forms agree to rounding).
