@@ -583,6 +583,8 @@ def test_kernel_blocks_and_threads_do_not_change_results(kernel_passes, compiled
     five = rng.normal(size=(T, 5, N))
     with pytest.raises(ValueError, match="joint sort of 5"):
         double_sort(ret, cap, cap, five, **kw, joint=True)
+    with pytest.raises(ValueError, match="breakpoint level"):
+        double_sort(ret, cap, cap, chars, **kw, char_probs=())
 
 
 def test_compiled_and_numpy_bucket_passes_agree_exactly(monkeypatch, compiled_calls):
@@ -593,18 +595,45 @@ def test_compiled_and_numpy_bucket_passes_agree_exactly(monkeypatch, compiled_ca
     T, N = 31, 300
     ret, cap = rng.normal(0, 0.02, (T, N)), np.exp(rng.normal(size=(T, N)))
     cap[rng.random((T, N)) < 0.03] = -1.0  # non-positive caps leave every sort and MKT
-    chars = rng.normal(size=(T, 4, N)).round(1)  # ties at the breakpoints
+    chars = rng.normal(size=(T, 5, N)).round(1)  # ties at the breakpoints
     chars[rng.random(chars.shape) < 0.1] = np.nan
     held = rng.random((T, N)) > 0.05
     kw = dict(
         held=held, sortable=held, breakpoint_mask=np.broadcast_to(rng.random(N) > 0.5, (T, N))
     )
-    for design in ({}, {"char_probs": (0.5,)}, {"char_probs": (0.5,), "joint": True}):
+    cases = [  # (inputs, design): 2x3 on 4 sorts, two keys (7**5 > COMBOS), medians, joint
+        ((ret, cap, cap, chars[:, :4]), {}),
+        ((ret, cap, cap, chars), {}),
+        ((ret, cap, cap, chars[:, :4]), {"char_probs": (0.5,)}),
+        ((ret, cap, cap, chars[:, :4]), {"char_probs": (0.5,), "joint": True}),
+        # big-endian, float32 and Fortran-ordered inputs, on threads
+        ((ret.astype(">f8"), cap.astype(np.float32), np.asfortranarray(cap), chars[:, :3]),
+         {"threads": 2}),
+    ]  # fmt: skip
+    for args, design in cases:
         out = {}
         for form in ("0", "1"):
             monkeypatch.setenv("HSR_XR_NUMBA", form)
-            out[form] = double_sort(ret, cap, cap, chars, **kw, **design)
+            out[form] = double_sort(*args, **kw, **design)
         for a, b in zip(out["0"], out["1"], strict=True):
             np.testing.assert_array_equal(a, b)
         assert (out["1"][1] > 0).any()
-    assert compiled_calls["_combo_bins"] == 3  # one block and one key per call
+    # one block per call at T=31, N=300, one key per call but two for the 5 sorts, and
+    # one call per thread
+    assert compiled_calls["_combo_bins"] == 1 + 2 + 1 + 1 + 2
+
+
+def test_dask_tasks_sort_on_one_thread(monkeypatch):
+    seen = []
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs["threads"])
+        return double_sort(*args, **kwargs)
+
+    monkeypatch.setattr(hx.ff5, "double_sort", recording)
+    ds = make_panel()
+    hx.ff5_factors(ds.chunk(date=25), threads=4).compute()
+    assert seen and set(seen) == {1}
+    seen.clear()
+    hx.ff5_factors(ds, threads=3)
+    assert seen == [3]

@@ -118,9 +118,9 @@ def _combo_bins(r, w, size, chars, ok, members, size_bp, char_bp, char_bad, binn
     """Compiled form of a block's bucket digits and (date, combination) scatter-adds.
 
     Fills ``binned`` (3, b, D**K + 1) with the sums of (w*r, w, 1) per date and
-    combination of the K sorts' digits, exactly as the ``np.bincount`` form of
-    :meth:`_BucketSums.__call__` (same bins, same order of addition): a held
-    (``ok``) asset goes to bin ``1 + sum_e digit_e * D**(K-1-e)``, where a sort's
+    combination of the K sorts' digits, exactly as the ``np.bincount`` form
+    :meth:`_BucketSums._bincount` (same bins, same order of addition): a held
+    (``ok``) asset goes to bin ``1 + sum_e digit_e * D**e``, where a sort's
     digit is 0 (not in its buckets) or ``1 + size_group * C + char_group``; an
     asset is in a sort's buckets if it is in ``members`` and its characteristic
     is not NaN on a row whose breakpoints (``char_bad``) are valid. Groups count
@@ -236,6 +236,10 @@ def double_sort(
         chars = [characteristics[:, k, :] for k in range(characteristics.shape[1])]
     else:
         chars = [np.asarray(c) for c in characteristics]
+    if not len(size_probs) or not len(char_probs):
+        raise ValueError("size_probs and char_probs need at least one breakpoint level each")
+    # native float64 (no copy when already so): what the compiled pass is built for
+    returns, weights, size = (np.asarray(a, dtype=float) for a in (returns, weights, size))
     T, N = returns.shape
     K, S, C = len(chars), len(size_probs) + 1, len(char_probs) + 1
     if joint and (S * C + 1) ** K > COMBOS:
@@ -355,7 +359,7 @@ class _BucketSums:
         # joint bucket (s, c_1..c_K) = bin 1 + sum_e (1 + s C + c_e) D**e
         grid = np.indices((S,) + (C,) * K).reshape(K + 1, -1)
         self.joint_bins = 1 + sum((1 + grid[0] * C + grid[1 + e]) * D**e for e in range(K))
-        self.D, self.C, self.block, self.per_key, self.joint = D, C, block, per_key, joint
+        self.D, self.C, self.block, self.joint = D, C, block, joint
         self.binned = np.empty((3, block, D ** max(len(g) for g in self.groups) + 1))
         self.compiled_pass = compiled_pass
         if compiled_pass:  # the characteristics of a block, stacked for the compiled loop
