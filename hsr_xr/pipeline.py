@@ -151,8 +151,9 @@ def run_to_store(
     chunks (memory bounded by the chunks), then the risk model reads the stored
     returns back in its time-series layout (:func:`risk_inputs`) and its outputs
     are added with ``mode="update"`` (this pass still needs memory in proportion
-    to the history, about 8 x T x N float64 on the specific side, which changes
-    layout, plus the T x K x K covariance of the one-task factor side).
+    to the history: the one-task factor side holds the T x K x K covariance and
+    its temporaries, and the specific side about 4 x T x N float64; README,
+    Performance).
     The risk model's options and inputs are checked (its graph is built) before
     anything is written; if the second pass fails, ``group`` is left marked
     incomplete.
